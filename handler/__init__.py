@@ -1,0 +1,1 @@
+"""GitHub webhook receiver for AWS Lambda (FastAPI + Mangum behind an API Gateway HTTP API)."""

@@ -1,0 +1,141 @@
+"""Turn a verified request (headers and raw body) into a :class:`Delivery`, sans I/O.
+
+Call :func:`parse_delivery` only after the signature has been verified: this is the
+first place the body's meaning is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from handler.errors import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+# GitHub event names are snake_case; delivery ids are GUIDs. Both end up in S3 keys,
+# DynamoDB keys and EventBridge detail types, so anything else is refused.
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+_HEADER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One verified GitHub delivery. ``body`` is the exact bytes GitHub signed."""
+
+    event: str
+    delivery_id: str
+    action: str | None
+    hook_id: str | None
+    installation_target_type: str | None
+    installation_target_id: str | None
+    content_type: str
+    payload: Mapping[str, Any] = field(repr=False)
+    body: bytes = field(repr=False)
+
+    @property
+    def repository(self) -> str | None:
+        """``owner/name`` of the repository the event is about, when the payload has one."""
+        repository = self.payload.get("repository")
+        if isinstance(repository, dict):
+            name = repository.get("full_name")
+            return name if isinstance(name, str) else None
+        return None
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
+    """Build a :class:`Delivery` from lower-case (or case-insensitive) headers and the raw body.
+
+    Raises :class:`UnsupportedMediaType`, :class:`MissingHeader`, :class:`InvalidHeader`
+    or :class:`MalformedPayload`.
+    """
+    content_type = media_type(headers.get("content-type"))
+    if content_type not in (JSON, FORM):
+        raise UnsupportedMediaType()
+    event = _required(headers, "x-github-event", _EVENT_NAME)
+    delivery_id = _required(headers, "x-github-delivery", _DELIVERY_ID)
+    payload = _decode_payload(body, content_type)
+    action = payload.get("action")
+    return Delivery(
+        event=event,
+        delivery_id=delivery_id,
+        action=action if isinstance(action, str) else None,
+        hook_id=_optional(headers, "x-github-hook-id"),
+        installation_target_type=_optional(headers, "x-github-hook-installation-target-type"),
+        installation_target_id=_optional(headers, "x-github-hook-installation-target-id"),
+        content_type=content_type,
+        payload=payload,
+        body=body,
+    )
+
+
+def claimed_ids(headers: Mapping[str, str]) -> dict[str, str]:
+    """The event and delivery id a request claims, for log context before it is verified.
+
+    Only well-formed values are returned, so an attacker cannot put arbitrary text in a log key.
+    """
+    claimed = {}
+    for key, name, pattern in (
+        ("delivery_id", "x-github-delivery", _DELIVERY_ID),
+        ("event", "x-github-event", _EVENT_NAME),
+    ):
+        value = headers.get(name)
+        if value and pattern.fullmatch(value):
+            claimed[key] = value
+    return claimed
+
+
+def _required(headers: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    value = headers.get(name)
+    if not value:
+        raise MissingHeader(f"{_display(name)} header is missing")
+    if not pattern.fullmatch(value):
+        raise InvalidHeader(f"{_display(name)} header has an invalid value")
+    return value
+
+
+def _optional(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value and _HEADER_ID.fullmatch(value):
+        return value
+    return None
+
+
+def _display(name: str) -> str:
+    return "-".join("GitHub" if part == "github" else part.capitalize() for part in name.split("-"))
+
+
+def _form_payload(body: bytes) -> str:
+    try:
+        # A form body is ASCII; the percent-escapes inside it are UTF-8.
+        fields = parse_qs(
+            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=64
+        )
+    except ValueError as exc:  # non-ASCII body, invalid UTF-8 escapes, or too many fields
+        raise MalformedPayload("form body is not valid application/x-www-form-urlencoded") from exc
+    values = fields.get("payload", [])
+    if len(values) != 1:
+        raise MalformedPayload("form body must have exactly one 'payload' field")
+    return values[0]
+
+
+def _decode_payload(body: bytes, content_type: str) -> dict[str, Any]:
+    text: bytes | str = _form_payload(body) if content_type == FORM else body
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedPayload("payload is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedPayload("payload is not a JSON object")
+    return payload

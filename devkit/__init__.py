@@ -1,0 +1,1 @@
+"""Local tooling for the receiver: signing, GitHub-shaped requests, API Gateway events. Not deployed."""

@@ -1,0 +1,58 @@
+"""Requests shaped exactly as GitHub sends them: headers, signatures, JSON or form bodies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from handler.signature import sign
+
+# The development secret: events/ are signed with it and `make serve` uses it. Never deploy it.
+DEV_SECRET = "dev-webhook-secret-do-not-use-in-production"  # noqa: S105 (public on purpose)
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "events" / "payloads"
+HOOK_ID = "483920176"
+USER_AGENT = "GitHub-Hookshot/7a1b2c3"
+
+
+def sample_payload(event: str) -> dict[str, Any]:
+    """A real-shaped payload for ``event`` from events/payloads/."""
+    return json.loads((PAYLOADS / f"{event}.json").read_text(encoding="utf-8"))
+
+
+def encode_body(payload: dict[str, Any] | bytes, *, form: bool = False) -> bytes:
+    """The body GitHub would send: compact JSON, or the JSON in the form field ``payload``."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    return urlencode({"payload": raw}).encode() if form else raw
+
+
+def github_headers(
+    event: str,
+    body: bytes,
+    *,
+    secret: str | bytes | None = DEV_SECRET,
+    delivery_id: str | None = None,
+    form: bool = False,
+    hook_id: str = HOOK_ID,
+    target_type: str = "repository",
+    target_id: str = "702345678",
+) -> dict[str, str]:
+    """Every header GitHub sends with a delivery, signed over ``body`` (lower-case names)."""
+    headers = {
+        "accept": "*/*",
+        "content-type": "application/x-www-form-urlencoded" if form else "application/json",
+        "user-agent": USER_AGENT,
+        "x-github-delivery": delivery_id or str(uuid.uuid4()),
+        "x-github-event": event,
+        "x-github-hook-id": hook_id,
+        "x-github-hook-installation-target-id": target_id,
+        "x-github-hook-installation-target-type": target_type,
+    }
+    if secret is not None:
+        key = secret.encode() if isinstance(secret, str) else secret
+        headers["x-hub-signature"] = sign(body, secret=key, algorithm="sha1")
+        headers["x-hub-signature-256"] = sign(body, secret=key)
+    return headers

@@ -1,0 +1,154 @@
+"""HTTP edge: the FastAPI app, and the Lambda handler that feeds it API Gateway HTTP API events.
+
+``from handler.app import app, handler``: ``app`` is a plain ASGI app (uvicorn, tests);
+``handler`` is the Lambda entry point (``handler.app.handler`` in template.yaml).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import traceback
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from mangum import Mangum
+from mangum.handlers import HTTPGateway
+
+from handler import errors
+from handler.config import Settings
+from handler.receiver import Receiver
+from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
+from handler.telemetry import logger
+
+# The one place where outcomes become HTTP status codes.
+STATUS: dict[type[Exception], int] = {
+    errors.PayloadTooLarge: 413,
+    errors.MissingSignature: 401,
+    errors.SignatureMismatch: 401,
+    errors.UnsupportedMediaType: 415,
+    errors.MissingHeader: 400,
+    errors.InvalidHeader: 400,
+    errors.MalformedPayload: 400,
+    errors.InvalidEvent: 400,
+    errors.Unavailable: 503,
+}
+
+
+def status_for(exc: errors.Rejected | errors.Unavailable) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+@cache
+def receiver() -> Receiver:
+    """Built once per container, on the first request (configuration errors become 503s)."""
+    settings = Settings.from_env()
+    return Receiver(settings, _secret_store(settings))
+
+
+def _secret_store(settings: Settings) -> SecretStore:
+    if settings.secret_parameter:
+        return SsmSecrets(
+            settings.secret_parameter,
+            max_age=settings.secret_max_age,
+            refresh_interval=settings.secret_refresh_interval,
+        )
+    return StaticSecrets(settings.secrets)
+
+
+app = FastAPI(title="GitHub webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.post("/webhook")
+async def webhook(request: Request) -> Response:
+    # No Pydantic body model: the signature covers the exact bytes GitHub sent.
+    body = await request.body()
+    try:
+        receipt = receiver().receive(request.headers, body)
+    except (errors.Rejected, errors.Unavailable) as exc:
+        return error_response(exc)
+    except Exception as exc:  # a bug: answer 500 without leaking anything, log where it happened
+        _log_unexpected(exc)
+        return json_response(500, {"error": "internal_error", "message": "internal error"})
+    return json_response(202, {"status": receipt.status, "delivery_id": receipt.delivery.delivery_id})
+
+
+def json_response(status: int, content: dict[str, Any]) -> Response:
+    return Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
+
+
+def error_response(exc: errors.Rejected | errors.Unavailable) -> Response:
+    return json_response(status_for(exc), {"error": exc.code, "message": exc.detail})
+
+
+def _log_unexpected(exc: BaseException) -> None:
+    # Type and code locations only: an exception message may quote a payload value.
+    frames = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)]
+    logger.error("unexpected error", extra={"error_type": type(exc).__name__, "frames": frames[-5:]})
+
+
+class _HttpApiV2(HTTPGateway):
+    """Mangum's HTTP API handler, limited to payload 2.0 and strict about base64 bodies.
+
+    Mangum's own decoder silently drops non-alphabet characters; a body that is not valid
+    base64 is refused here instead of being verified in a mangled form.
+    """
+
+    @classmethod
+    def infer(cls, event: Any, context: Any, config: Any) -> bool:
+        return True  # handler() has already checked the event's shape
+
+    @property
+    def body(self) -> bytes:
+        body = self.event.get("body") or ""
+        if not self.event.get("isBase64Encoded"):
+            try:
+                return body.encode()
+            except UnicodeEncodeError:  # lone surrogates cannot come from API Gateway
+                raise errors.InvalidEvent("body is not valid UTF-8 text") from None
+        try:
+            return binascii.a2b_base64(body, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidEvent("body is marked base64 but is not valid base64") from None
+
+
+_asgi = Mangum(app, lifespan="off", custom_handlers=[_HttpApiV2])
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
+    try:
+        _check_event(event)
+        return _asgi(event, context)
+    except errors.InvalidEvent as exc:
+        logger.warning("invalid Lambda event", extra={"reason": exc.code})
+        return {
+            "statusCode": status_for(exc),
+            "headers": {"content-type": "application/json"},
+            "body": json.dumps({"error": exc.code, "message": exc.detail}),
+            "isBase64Encoded": False,
+        }
+
+
+def _check_event(event: Any) -> None:
+    if not isinstance(event, dict) or event.get("version") != "2.0":
+        raise errors.InvalidEvent()
+    http = event.get("requestContext", {}).get("http") if isinstance(event.get("requestContext"), dict) else None
+    if not (isinstance(http, dict) and isinstance(http.get("method"), str) and isinstance(http.get("path"), str)):
+        raise errors.InvalidEvent("requestContext.http is missing")
+    if not isinstance(http.get("sourceIp"), str):
+        raise errors.InvalidEvent("requestContext.http.sourceIp is missing")
+    if not isinstance(event.get("rawQueryString", ""), str):
+        raise errors.InvalidEvent("rawQueryString must be a string")
+    headers = event.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise errors.InvalidEvent("headers must be an object of strings")
+    if not isinstance(event.get("body") or "", str):
+        raise errors.InvalidEvent("body must be a string")

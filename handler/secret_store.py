@@ -1,0 +1,100 @@
+"""Where the webhook secrets come from: SSM Parameter Store (Powertools Parameters) or a literal.
+
+A store answers :meth:`current` (cached) and :meth:`refreshed` (a forced re-read, rate-limited,
+used only after a signature mismatch so a rotation is picked up without waiting for max age).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from handler.aws_clients import client
+from handler.config import split_secrets
+from handler.errors import SecretUnavailable
+
+
+class SecretStore(Protocol):
+    def current(self) -> tuple[bytes, ...]: ...
+
+    def refreshed(self) -> tuple[bytes, ...] | None: ...
+
+
+class StaticSecrets:
+    """Secrets given literally (``WEBHOOK_SECRET``): for local development and tests."""
+
+    def __init__(self, secrets: tuple[bytes, ...]) -> None:
+        self._secrets = secrets
+
+    def current(self) -> tuple[bytes, ...]:
+        if not self._secrets:
+            raise SecretUnavailable("no webhook secret is configured")
+        return self._secrets
+
+    def refreshed(self) -> None:
+        return None
+
+
+class SsmSecrets:
+    """A SecureString parameter holding one secret per line, read with decryption.
+
+    Powertools caches the value for ``max_age`` seconds, so a warm container calls SSM at most
+    once per max age. :meth:`refreshed` forces a read at most once per ``refresh_interval``
+    seconds since the last call to SSM, so a flood of bad signatures cannot become a flood of
+    GetParameter calls (SSM has a per-account rate limit).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_age: int,
+        refresh_interval: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._max_age = max_age
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._provider: Any = None
+        self._last_call = float("-inf")
+        self._raw: str | None = None
+        self._parsed: tuple[bytes, ...] = ()
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[bytes, ...]:
+        return self._get(force_fetch=False)
+
+    def refreshed(self) -> tuple[bytes, ...] | None:
+        with self._lock:
+            if self._clock() - self._last_call < self._refresh_interval:
+                return None
+            return self._get(force_fetch=True)
+
+    def _get(self, *, force_fetch: bool) -> tuple[bytes, ...]:
+        try:
+            value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch)
+        except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
+            raise SecretUnavailable(f"cannot read the secret parameter ({type(exc).__name__})") from None
+        if value is not self._raw:
+            if not isinstance(value, str):
+                raise SecretUnavailable("secret parameter is not a string")
+            self._raw, self._parsed = value, split_secrets(value)
+        if not self._parsed:
+            raise SecretUnavailable("secret parameter is empty")
+        return self._parsed
+
+    def _ssm(self) -> Any:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            ssm = client("ssm")
+            # Every real GetParameter (cache misses and forced reads alike) starts the refresh interval.
+            ssm.meta.events.register("before-call.ssm.GetParameter", self._on_call)
+            self._provider = SSMProvider(boto3_client=ssm)
+        return self._provider
+
+    def _on_call(self, **_: Any) -> None:
+        self._last_call = self._clock()

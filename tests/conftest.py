@@ -1,0 +1,152 @@
+"""Fixtures: a clean receiver per test, moto for AWS, and one way to send a request through
+either the Lambda handler (API Gateway v2 events) or the FastAPI app."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from devkit.apigw import LambdaContext, http_api_event
+from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
+from handler import app as app_module
+from handler.aws_clients import client
+from handler.telemetry import logger
+
+RECEIVER_ENV = (
+    "WEBHOOK_SECRET",
+    "WEBHOOK_SECRET_PARAMETER",
+    "WEBHOOK_SECRET_MAX_AGE",
+    "WEBHOOK_SECRET_REFRESH_INTERVAL",
+    "WEBHOOK_ALLOW_SHA1",
+    "WEBHOOK_MAX_BODY_BYTES",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+)
+SECRET_PARAMETER = "/github-webhook/secret"
+
+
+def reset_receiver() -> None:
+    """Forget the container's state, as a new Lambda container would."""
+    app_module.receiver.cache_clear()
+    client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in RECEIVER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("WEBHOOK_SECRET", DEV_SECRET)
+    reset_receiver()
+    yield
+    reset_receiver()
+
+
+class Logs:
+    """What the receiver writes to stdout, exactly as CloudWatch would get it."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def logs() -> Iterator[Logs]:
+    captured = Logs()
+    previous = logger.registered_handler.setStream(captured.stream)
+    yield captured
+    logger.registered_handler.setStream(previous)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto, started before any client is created (the receiver builds its clients lazily)."""
+    with mock_aws():
+        boto3.setup_default_session()
+        yield
+
+
+@pytest.fixture
+def ssm_calls(aws: None) -> list[str]:
+    """Every GetParameter the receiver makes, counted on the default boto3 session it uses."""
+    calls: list[str] = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-parameter-build.ssm.GetParameter", lambda params, **_: calls.append(params["Name"])
+    )
+    return calls
+
+
+def put_secret(value: str, name: str = SECRET_PARAMETER) -> None:
+    boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+@pytest.fixture
+def ssm_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The development secret as a SecureString in (moto's) SSM, and no literal secret."""
+    put_secret(DEV_SECRET)
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", SECRET_PARAMETER)
+    return SECRET_PARAMETER
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def invoke(event: dict[str, Any]) -> Answer:
+    """Call the real Lambda handler as the Lambda runtime would."""
+    result = app_module.handler(event, LambdaContext())
+    assert result["headers"]["content-type"] == "application/json"
+    body = result["body"]
+    return Answer(result["statusCode"], json.loads(body) if body else {}, result["headers"])
+
+
+Send = Callable[..., Answer]
+
+
+@pytest.fixture(params=["lambda", "http"])
+def send(request: pytest.FixtureRequest) -> Send:
+    """Send a raw request through the Lambda handler (API Gateway v2 event) or the FastAPI app."""
+    if request.param == "lambda":
+
+        def via_lambda(body: bytes, headers: dict[str, str], *, base64_encoded: bool = False) -> Answer:
+            return invoke(http_api_event(body, headers, base64_encoded=base64_encoded))
+
+        return via_lambda
+
+    http = TestClient(app_module.app)
+
+    def via_http(body: bytes, headers: dict[str, str], *, base64_encoded: bool = False) -> Answer:
+        response = http.post("/webhook", content=body, headers=headers)
+        assert response.headers["content-type"] == "application/json"
+        return Answer(response.status_code, response.json(), dict(response.headers))
+
+    return via_http
+
+
+def signed(event: str, *, payload: dict[str, Any] | bytes | None = None, form: bool = False, **kwargs: Any):
+    """A body and headers for ``event``, signed as GitHub would (real-shaped sample payload by default)."""
+    body = encode_body(sample_payload(event) if payload is None else payload, form=form)
+    return body, github_headers(event, body, form=form, **kwargs)

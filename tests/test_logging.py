@@ -1,0 +1,110 @@
+"""Logs carry the delivery's identity on every line and never the secret, a signature or the payload."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from devkit.github import DEV_SECRET, sample_payload
+from handler.telemetry import logger
+from tests.conftest import Logs, Send, signed
+
+MARKER = "payload-marker-7f3a9c"  # a value that exists only inside the payload
+
+
+@pytest.fixture
+def everything(logs: Logs) -> Iterator[io.StringIO]:
+    """The service logger at DEBUG, plus every other logger (botocore, mangum, ...) at DEBUG on the root."""
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    previous_root, previous_service = root.level, logger.log_level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    logger.setLevel("DEBUG")
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous_root)
+    logger.setLevel(previous_service)
+
+
+def _deliveries() -> list[tuple[bytes, dict[str, str], int]]:
+    payload = sample_payload("push") | {"marker": MARKER}
+    cases = []
+    for secret, status in ((DEV_SECRET, 202), ("forged-secret", 401)):
+        for form in (False, True):
+            body, headers = signed("push", payload=payload, form=form, secret=secret)
+            cases.append((body, headers, status))
+    body, headers = signed("push", payload=b'{"marker": "' + MARKER.encode() + b'", ', secret=DEV_SECRET)
+    cases.append((body, headers, 400))
+    return cases
+
+
+def _assert_clean(text: str, cases: list[tuple[bytes, dict[str, str], int]]) -> None:
+    assert DEV_SECRET not in text
+    assert MARKER not in text
+    for _, headers, _ in cases:
+        for name in ("x-hub-signature-256", "x-hub-signature"):
+            assert headers[name].split("=", 1)[1] not in text
+
+
+def test_secret_signature_and_payload_never_reach_a_log_line(send: Send, logs: Logs, everything: io.StringIO) -> None:
+    cases = _deliveries()
+    for body, headers, status in cases:
+        assert send(body, headers).status == status
+    assert logs.text
+    assert everything.getvalue() is not None
+    _assert_clean(logs.text + everything.getvalue(), cases)
+
+
+def test_secret_from_ssm_never_reaches_a_log_line_even_from_botocore(
+    send: Send, ssm_secret: str, logs: Logs, everything: io.StringIO
+) -> None:
+    cases = _deliveries()
+    for body, headers, status in cases:
+        assert send(body, headers).status == status
+    assert "GetParameter" in everything.getvalue()  # botocore did log at DEBUG, just not the value
+    _assert_clean(logs.text + everything.getvalue(), cases)
+
+
+def test_every_line_of_an_accepted_delivery_names_it(send: Send, logs: Logs) -> None:
+    body, headers = signed("pull_request")
+    assert send(body, headers).status == 202
+    [line] = logs.records
+    assert line["message"] == "delivery accepted"
+    assert line["delivery_id"] == headers["x-github-delivery"]
+    assert line["event"] == "pull_request"
+    assert line["action"] == "opened"
+    assert line["hook_id"] == headers["x-github-hook-id"]
+    assert line["repository"] == "octo-org/hello-webhooks"
+
+
+def test_rejection_is_logged_with_its_reason_and_claimed_identity(send: Send, logs: Logs) -> None:
+    body, headers = signed("push", secret="forged")
+    assert send(body, headers).status == 401
+    [line] = logs.records
+    assert line["level"] == "WARNING"
+    assert line["reason"] == "signature_mismatch"
+    assert line["delivery_id"] == headers["x-github-delivery"]
+
+
+def test_keys_do_not_leak_from_one_request_into_the_next(send: Send, logs: Logs) -> None:
+    body, headers = signed("pull_request")
+    assert send(body, headers).status == 202
+    body, headers = signed("push", secret=None)
+    headers["x-github-delivery"] = "not a valid id"
+    assert send(body, headers).status == 401
+    last = logs.records[-1]
+    assert "delivery_id" not in last
+    assert "repository" not in last
+    assert "action" not in last
+
+
+def test_attacker_controlled_header_values_are_not_logged(send: Send, logs: Logs) -> None:
+    body, headers = signed("push", secret=None)
+    headers["x-github-event"] = 'push\n{"level":"INFO","forged":true}'
+    assert send(body, headers).status == 401
+    assert "forged" not in logs.text

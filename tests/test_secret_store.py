@@ -1,0 +1,134 @@
+"""The secret from SSM Parameter Store (moto): decryption, caching, rotation, refresh rate, fail-closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from devkit.github import DEV_SECRET
+from handler.errors import SecretUnavailable
+from handler.secret_store import SsmSecrets
+from tests.conftest import SECRET_PARAMETER, Send, put_secret, reset_receiver, signed
+
+
+def test_securestring_is_read_with_decryption(send: Send, ssm_secret: str) -> None:
+    body, headers = signed("push")
+    assert send(body, headers).status == 202
+
+
+def test_warm_container_reads_ssm_once(send: Send, ssm_secret: str, ssm_calls: list[str]) -> None:
+    for _ in range(50):
+        body, headers = signed("push")
+        assert send(body, headers).status == 202
+    assert ssm_calls == [SECRET_PARAMETER]
+
+
+def test_flood_of_bad_signatures_adds_no_ssm_calls_within_the_refresh_interval(
+    send: Send, ssm_secret: str, ssm_calls: list[str]
+) -> None:
+    body, headers = signed("push")
+    assert send(body, headers).status == 202
+    for _ in range(200):
+        body, headers = signed("push", secret="forged")
+        assert send(body, headers).status == 401
+    assert len(ssm_calls) == 1
+
+
+def test_rotation_two_secrets_in_the_parameter(send: Send, ssm_secret: str) -> None:
+    put_secret("brand-new-secret\n" + DEV_SECRET + "\n")
+    for secret, status in (("brand-new-secret", 202), (DEV_SECRET, 202), ("third", 401)):
+        body, headers = signed("push", secret=secret)
+        assert send(body, headers).status == status
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_mismatch_refreshes_once_per_interval_and_picks_up_a_rotation(aws: None, ssm_calls: list[str]) -> None:
+    put_secret("old")
+    clock = Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    assert store.current() == (b"old",)
+    put_secret("new\nold")
+    clock.now += 10
+    assert store.refreshed() is None  # too soon after the last call to SSM
+    assert store.current() == (b"old",)  # cached
+    clock.now += 21
+    assert store.refreshed() == (b"new", b"old")
+    assert store.refreshed() is None
+    assert store.current() == (b"new", b"old")  # the forced read refreshed the cache too
+    assert len(ssm_calls) == 2
+
+
+def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_calls: list[str]) -> None:
+    put_secret("only")
+    clock = Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    store.current()
+    for _ in range(10):  # ten intervals, a thousand mismatches in each
+        clock.now += 30
+        results = [store.refreshed() for _ in range(1000)]
+        assert sum(r is not None for r in results) == 1
+    assert len(ssm_calls) == 11
+
+
+def test_cache_expires_after_max_age(aws: None, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    put_secret("one")
+    store = SsmSecrets(SECRET_PARAMETER, max_age=0, refresh_interval=30)
+    store.current()
+    store.current()
+    assert len(ssm_calls) == 2
+
+
+def test_rotation_is_picked_up_through_the_handler_after_the_interval(
+    send: Send, ssm_secret: str, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
+    reset_receiver()
+    body, headers = signed("push")
+    assert send(body, headers).status == 202
+    put_secret("rotated\n" + DEV_SECRET)
+    import time
+
+    time.sleep(1.05)
+    body, headers = signed("push", secret="rotated")
+    assert send(body, headers).status == 202
+    assert len(ssm_calls) == 2
+
+
+def test_missing_parameter_fails_closed(send: Send, ssm_secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", "/does/not/exist")
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body == {
+        "error": "secret_unavailable",
+        "message": "cannot read the secret parameter (GetParameterError)",
+    }
+
+
+def test_empty_parameter_fails_closed(send: Send, ssm_secret: str) -> None:
+    put_secret(" \n ")
+    body, headers = signed("push")
+    assert send(body, headers).status == 503
+
+
+def test_ssm_unreachable_fails_closed_and_never_falls_back_to_the_literal(
+    send: Send, ssm_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", DEV_SECRET)  # ignored when a parameter is named
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body["error"] == "secret_unavailable"
+
+
+def test_store_raises_rather_than_returning_nothing(aws: None) -> None:
+    store = SsmSecrets("/missing", max_age=300, refresh_interval=30)
+    with pytest.raises(SecretUnavailable):
+        store.current()

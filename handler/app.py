@@ -18,8 +18,11 @@ from fastapi.responses import Response
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 
-from handler import errors
+from handler import errors, routes
+from handler.archive import Archive
 from handler.config import Settings
+from handler.eventbridge import EventBus
+from handler.handoff import Handoff
 from handler.receiver import Receiver
 from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
 from handler.telemetry import logger
@@ -34,6 +37,7 @@ STATUS: dict[type[Exception], int] = {
     errors.InvalidHeader: 400,
     errors.MalformedPayload: 400,
     errors.InvalidEvent: 400,
+    errors.InProgress: 409,
     errors.Unavailable: 503,
 }
 
@@ -49,7 +53,18 @@ def status_for(exc: errors.Rejected | errors.Unavailable) -> int:
 def receiver() -> Receiver:
     """Built once per container, on the first request (configuration errors become 503s)."""
     settings = Settings.from_env()
-    return Receiver(settings, _secret_store(settings))
+    handoff = Handoff(
+        archive=Archive(settings.archive_bucket) if settings.archive_bucket else None,
+        bus=EventBus(settings.event_bus_name) if settings.event_bus_name else None,
+        payload_bucket=settings.payload_bucket,
+        max_entry_bytes=settings.event_max_entry_bytes,
+    )
+    dedup = None
+    if settings.idempotency_table:
+        from handler.dedup import Deduplicator
+
+        dedup = Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
+    return Receiver(settings, _secret_store(settings), handoff=handoff, dedup=dedup, router=routes.router)
 
 
 def _secret_store(settings: Settings) -> SecretStore:
@@ -70,7 +85,7 @@ async def webhook(request: Request) -> Response:
     # No Pydantic body model: the signature covers the exact bytes GitHub sent.
     body = await request.body()
     try:
-        receipt = receiver().receive(request.headers, body)
+        receipt = receiver().receive(request.headers, body, lambda_context=request.scope.get("aws.context"))
     except (errors.Rejected, errors.Unavailable) as exc:
         return error_response(exc)
     except Exception as exc:  # a bug: answer 500 without leaking anything, log where it happened

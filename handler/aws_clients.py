@@ -9,7 +9,7 @@ from typing import Any
 # instead of a Lambda timeout that GitHub records as a failure with no answer.
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = 2  # in all: the first try and one retry
 
 
 @cache
@@ -21,6 +21,19 @@ def client(service: str) -> Any:
     config = Config(
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
     )
     return boto3.client(service, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``ThrottlingException``), else the exception type.
+
+    Safe to log and to return: it never carries request or response content.
+    """
+    response: Any = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str) and code.isidentifier():
+            return code
+    return type(exc).__name__

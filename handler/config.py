@@ -14,6 +14,11 @@ from handler.errors import ConfigurationError
 
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
+DEFAULT_METRICS_NAMESPACE = "GitHubWebhook"
+# PutEvents' documented entry limit; larger entries go to S3 (claim check).
+DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
+# GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
+DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,12 @@ class Settings:
     secret_refresh_interval: int = 30
     allow_sha1: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    event_bus_name: str | None = None
+    event_max_entry_bytes: int = DEFAULT_EVENT_MAX_ENTRY_BYTES
+    archive_bucket: str | None = None
+    payload_bucket: str | None = None
+    idempotency_table: str | None = None
+    dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +50,13 @@ class Settings:
             secret_refresh_interval=_int(env, "WEBHOOK_SECRET_REFRESH_INTERVAL", 30, minimum=1),
             allow_sha1=_bool(env, "WEBHOOK_ALLOW_SHA1", False),
             max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1),
+            event_bus_name=env.get("EVENT_BUS_NAME") or None,
+            event_max_entry_bytes=_int(env, "EVENT_MAX_ENTRY_BYTES", DEFAULT_EVENT_MAX_ENTRY_BYTES, minimum=1024),
+            archive_bucket=env.get("ARCHIVE_BUCKET") or None,
+            # Claim checks go to the archive bucket unless a separate one is named.
+            payload_bucket=env.get("PAYLOAD_BUCKET") or env.get("ARCHIVE_BUCKET") or None,
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            dedup_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60),
         )
 
 
@@ -50,6 +68,11 @@ def split_secrets(value: str) -> tuple[bytes, ...]:
 def service_name(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+
+
+def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -116,7 +116,8 @@ def _display(name: str) -> str:
     return "-".join("GitHub" if part == "github" else part.capitalize() for part in name.split("-"))
 
 
-def _form_payload(body: bytes) -> str:
+def form_payload(body: bytes) -> str:
+    """The JSON text in the ``payload`` field of a form-encoded body."""
     try:
         # A form body is ASCII; the percent-escapes inside it are UTF-8.
         fields = parse_qs(
@@ -131,7 +132,7 @@ def _form_payload(body: bytes) -> str:
 
 
 def _decode_payload(body: bytes, content_type: str) -> dict[str, Any]:
-    text: bytes | str = _form_payload(body) if content_type == FORM else body
+    text: bytes | str = form_payload(body) if content_type == FORM else body
     try:
         payload = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

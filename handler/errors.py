@@ -13,6 +13,7 @@ class Rejected(Exception):
 
     code = "rejected"
     message = "request rejected"
+    reason = "malformed"  # the DeliveryRejected metric's dimension
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -24,21 +25,25 @@ class Rejected(Exception):
 
 class PayloadTooLarge(Rejected):
     code = "payload_too_large"
+    reason = "too_large"
     message = "body exceeds the configured size limit"
 
 
 class MissingSignature(Rejected):
     code = "missing_signature"
+    reason = "signature"
     message = "X-Hub-Signature-256 header is missing"
 
 
 class SignatureMismatch(Rejected):
     code = "signature_mismatch"
+    reason = "signature"
     message = "signature does not match the body"
 
 
 class UnsupportedMediaType(Rejected):
     code = "unsupported_media_type"
+    reason = "content_type"
     message = "Content-Type must be application/json or application/x-www-form-urlencoded"
 
 
@@ -57,6 +62,14 @@ class MalformedPayload(Rejected):
     message = "body is not a valid GitHub payload"
 
 
+class InProgress(Rejected):
+    """The same delivery id is being handed off by another invocation right now."""
+
+    code = "in_progress"
+    reason = "in_progress"
+    message = "this delivery is already being processed; redeliver it if it does not show as accepted"
+
+
 class InvalidEvent(Rejected):
     """The Lambda event itself is not an API Gateway HTTP API (payload 2.0) request."""
 
@@ -69,6 +82,7 @@ class Unavailable(Exception):
 
     code = "unavailable"
     message = "a dependency is unavailable"
+    target = "unknown"  # the HandoffFailed metric's dimension: which dependency
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -81,8 +95,28 @@ class Unavailable(Exception):
 class SecretUnavailable(Unavailable):
     code = "secret_unavailable"
     message = "webhook secret is unavailable"
+    target = "secret"
 
 
 class ConfigurationError(Unavailable):
     code = "misconfigured"
     message = "receiver configuration is invalid"
+    target = "config"
+
+
+class DeduplicationUnavailable(Unavailable):
+    code = "deduplication_unavailable"
+    message = "deduplication table is unavailable"
+    target = "dedup"
+
+
+class ArchiveFailed(Unavailable):
+    code = "archive_failed"
+    message = "delivery could not be archived"
+    target = "archive"
+
+
+class ForwardFailed(Unavailable):
+    code = "forward_failed"
+    message = "delivery could not be forwarded to the event bus"
+    target = "bus"

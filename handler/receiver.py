@@ -1,56 +1,85 @@
-"""The receiver's flow, top-down: size, signature, parse, answer.
+"""The receiver's flow, top-down: size, signature, parse, hand off (once), route, answer.
 
 No FastAPI and no boto3 here: the HTTP edge (``handler.app``) hands in headers and the raw
-body; the secret store is injected.
+body; the secret store, the hand-off, deduplication and the router are injected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from handler import signature
 from handler.config import Settings
+from handler.dedup import ACCEPTED, DUPLICATE, Deduplicator
 from handler.delivery import Delivery, claimed_ids, parse_delivery
 from handler.errors import PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
+from handler.handoff import Handoff
+from handler.routing import Router
 from handler.secret_store import SecretStore
-from handler.telemetry import logger
+from handler.telemetry import count, logger
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What the receiver did with a delivery: ``status`` is ``accepted``."""
+    """What the receiver did with a delivery: ``status`` is ``accepted`` or ``duplicate``."""
 
     status: str
     delivery: Delivery
 
 
 class Receiver:
-    def __init__(self, settings: Settings, secrets: SecretStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: SecretStore,
+        *,
+        handoff: Handoff | None = None,
+        dedup: Deduplicator | None = None,
+        router: Router | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._settings = settings
         self._secrets = secrets
+        self._handoff = handoff if handoff is not None and handoff.configured else None
+        self._dedup = dedup
+        self._router = router
+        self._clock = clock
 
-    def receive(self, headers: Mapping[str, str], body: bytes) -> Receipt:
-        """Verify and accept one request. ``headers`` must be lower-case or case-insensitive.
+    def receive(self, headers: Mapping[str, str], body: bytes, *, lambda_context: Any = None) -> Receipt:
+        """Verify, hand off and route one request. ``headers`` must be lower-case or case-insensitive.
 
         Raises :class:`~handler.errors.Rejected` (a 4xx) or :class:`~handler.errors.Unavailable` (a 503).
         """
-        with logger.append_context_keys(**claimed_ids(headers)):
+        received_at = self._clock()
+        with ExitStack() as log_keys:
+            log_keys.enter_context(logger.append_context_keys(**claimed_ids(headers)))
             try:
                 delivery = self._verified(headers, body)
+                log_keys.enter_context(
+                    logger.append_context_keys(
+                        action=delivery.action, hook_id=delivery.hook_id, repository=delivery.repository
+                    )
+                )
+                status = self._hand_off_once(delivery, headers, received_at, lambda_context)
             except Rejected as exc:
                 logger.warning("delivery rejected", extra={"reason": exc.code})
+                count("DeliveryRejected", reason=exc.reason)
                 raise
             except Unavailable as exc:
                 logger.error("delivery not accepted", extra={"reason": exc.code, "detail": exc.detail})
+                count("HandoffFailed", target=exc.target)
                 raise
-            with logger.append_context_keys(
-                action=delivery.action,
-                hook_id=delivery.hook_id,
-                repository=delivery.repository,
-            ):
-                logger.info("delivery accepted", extra={"status": "accepted"})
-            return Receipt("accepted", delivery)
+            logger.info(f"delivery {status}", extra={"status": status})
+            if status == DUPLICATE:
+                count("DeliveryDuplicate")
+            else:
+                count("DeliveryAccepted", event=delivery.event)
+                self._route(delivery)
+        return Receipt(status, delivery)
 
     def _verified(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         # Size first: we refuse to hash more than the limit. Then the signature, before
@@ -73,3 +102,26 @@ class Receiver:
                 logger.info("webhook secret refreshed after a rotation")
                 return
         raise SignatureMismatch()
+
+    def _hand_off_once(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, context: Any) -> str:
+        handoff = self._handoff
+
+        def work() -> None:
+            if handoff is not None:
+                handoff.deliver(delivery, headers, received_at)
+
+        if self._dedup is None:
+            work()
+            return ACCEPTED
+        return self._dedup.once(delivery.delivery_id, work, lambda_context=context)
+
+    def _route(self, delivery: Delivery) -> None:
+        if self._router is None:
+            return
+        for func, exc in self._router.dispatch(delivery):
+            # The type, not the message: a message may quote payload text.
+            logger.error(
+                "route handler failed",
+                extra={"handler": getattr(func, "__qualname__", repr(func)), "error_type": type(exc).__name__},
+            )
+            count("RouteHandlerFailed")

@@ -1,12 +1,17 @@
-"""Structured logging (Powertools Logger, JSON on stdout)."""
+"""Logs (Powertools Logger, JSON), metrics (Powertools Metrics, EMF) and traces (Powertools Tracer)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from handler.config import service_name
+from handler.config import metrics_namespace, service_name
 
 logger = Logger(service=service_name())
 
@@ -17,3 +22,32 @@ for _name in ("botocore.endpoint", "botocore.parsers"):
     logging.getLogger(_name).setLevel(logging.INFO)
 # One JSON line per delivery is ours; Mangum's plain-text access line would be a second.
 logging.getLogger("mangum").setLevel(logging.WARNING)
+
+_NAMESPACE = metrics_namespace()
+_SERVICE = service_name()
+
+
+def count(name: str, **dimensions: str) -> None:
+    """Emit one EMF count now, with its own dimensions (and ``service``).
+
+    Each outcome is one line, flushed immediately, so the same code works under Lambda and uvicorn.
+    """
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=_NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=_SERVICE)
+        for key, value in dimensions.items():
+            metric.add_dimension(name=key, value=value)
+
+
+@cache
+def _tracer() -> Any:
+    # aws-xray-sdk is one of the heaviest imports: only paid once a hand-off is traced.
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=_SERVICE)
+
+
+@contextmanager
+def traced(name: str) -> Iterator[None]:
+    """An X-Ray subsegment around a hand-off call (a no-op outside Lambda or with tracing off)."""
+    with _tracer().provider.in_subsegment(name):
+        yield

@@ -3,8 +3,10 @@ either the Lambda handler (API Gateway v2 events) or the FastAPI app."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +29,17 @@ RECEIVER_ENV = (
     "WEBHOOK_SECRET_REFRESH_INTERVAL",
     "WEBHOOK_ALLOW_SHA1",
     "WEBHOOK_MAX_BODY_BYTES",
+    "EVENT_BUS_NAME",
+    "EVENT_MAX_ENTRY_BYTES",
+    "ARCHIVE_BUCKET",
+    "PAYLOAD_BUCKET",
+    "IDEMPOTENCY_TABLE",
+    "IDEMPOTENCY_TTL_SECONDS",
     "AWS_ENDPOINT_URL",
     "AWS_PROFILE",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_SAM_LOCAL",
+    "POWERTOOLS_LOGGER_LOG_EVENT",
 )
 SECRET_PARAMETER = "/github-webhook/secret"
 
@@ -150,3 +161,109 @@ def signed(event: str, *, payload: dict[str, Any] | bytes | None = None, form: b
     """A body and headers for ``event``, signed as GitHub would (real-shaped sample payload by default)."""
     body = encode_body(sample_payload(event) if payload is None else payload, form=form)
     return body, github_headers(event, body, form=form, **kwargs)
+
+
+BUS, BUCKET, TABLE = "github-webhooks", "github-webhook-archive", "github-webhook-deliveries"
+
+
+class Pipeline:
+    """moto resources for the hand-off: a bus whose rule feeds an SQS queue, a bucket, a table."""
+
+    def __init__(self) -> None:
+        self.create_bus()
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        self.create_table()
+
+    def create_bus(self) -> None:
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        events.create_event_bus(Name=BUS)
+        self.queue = sqs.create_queue(QueueName="forwarded")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all-github", EventBusName=BUS, EventPattern=json.dumps({"source": ["github.com"]}))
+        events.put_targets(Rule="all-github", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": arn}])
+
+    @staticmethod
+    def create_table() -> None:
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def forwarded(self) -> list[dict[str, Any]]:
+        """Every event the bus delivered since the last call (EventBridge envelope, detail parsed)."""
+        sqs = boto3.client("sqs")
+        events = []
+        while messages := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        return events
+
+    @staticmethod
+    def archived() -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="deliveries/")
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    @staticmethod
+    def object(bucket: str, key: str) -> dict[str, Any]:
+        return boto3.client("s3").get_object(Bucket=bucket, Key=key)
+
+    @staticmethod
+    def records() -> list[dict[str, Any]]:
+        return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+
+
+@pytest.fixture
+def pipeline(aws: None, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    """Bus, archive and deduplication all configured, against moto."""
+    resources = Pipeline()
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", TABLE)
+    return resources
+
+
+class FakeHttpResponse:
+    status_code = 200
+
+
+def inject(event: str, response: dict[str, Any] | Exception) -> list[int]:
+    """Fault injection at the AWS boundary: answer (or fail) ``event`` (``before-call.events.PutEvents``)
+    on the default session instead of calling moto. Returns a list counting the calls it answered."""
+    calls: list[int] = []
+
+    def answer(**_: Any) -> Any:
+        calls.append(1)
+        if isinstance(response, Exception):
+            raise response
+        return FakeHttpResponse(), response
+
+    boto3.DEFAULT_SESSION.events.register(event, answer)
+    return calls
+
+
+class InvokeThread(threading.Thread):
+    """The Lambda handler on its own thread, as a second concurrent container would run it."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
+        self.answer: Answer | None = None
+
+    def run(self) -> None:
+        # Mangum drives the app on the thread's event loop; a new thread has none.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self.answer = invoke(self.event)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def invoke_in_thread(body: bytes, headers: dict[str, str]) -> InvokeThread:
+    thread = InvokeThread(http_api_event(body, headers))
+    thread.start()
+    return thread

@@ -73,13 +73,15 @@ def test_secret_from_ssm_never_reaches_a_log_line_even_from_botocore(
 def test_every_line_of_an_accepted_delivery_names_it(send: Send, logs: Logs) -> None:
     body, headers = signed("pull_request")
     assert send(body, headers).status == 202
-    [line] = logs.records
-    assert line["message"] == "delivery accepted"
-    assert line["delivery_id"] == headers["x-github-delivery"]
-    assert line["event"] == "pull_request"
-    assert line["action"] == "opened"
-    assert line["hook_id"] == headers["x-github-hook-id"]
-    assert line["repository"] == "octo-org/hello-webhooks"
+    lines = logs.records
+    # The acceptance, then the example pull_request.opened route handler's own line.
+    assert [line["message"] for line in lines] == ["delivery accepted", "pull request opened"]
+    for line in lines:
+        assert line["delivery_id"] == headers["x-github-delivery"]
+        assert line["event"] == "pull_request"
+        assert line["action"] == "opened"
+        assert line["hook_id"] == headers["x-github-hook-id"]
+        assert line["repository"] == "octo-org/hello-webhooks"
 
 
 def test_rejection_is_logged_with_its_reason_and_claimed_identity(send: Send, logs: Logs) -> None:

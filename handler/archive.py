@@ -1,0 +1,100 @@
+"""The S3 archive: every verified delivery's raw body, with its GitHub headers as metadata.
+
+Key layout (sorts by time, names the event and delivery id)::
+
+    deliveries/YYYY/MM/DD/HH/YYYYMMDDTHHMMSS.mmmZ_<event>_<delivery id>.<json|form>
+
+The object body is the exact bytes GitHub signed. Metadata holds the GitHub headers except the
+signatures, including the delivery's ``content-type``. The object's own ``Content-Type`` is
+``application/json`` for JSON deliveries and ``application/octet-stream`` for form bodies (a form
+content type would invite S3 emulators and proxies to parse the body).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+
+from handler.aws_clients import client, error_code
+from handler.delivery import FORM, JSON, Delivery
+from handler.envelope import Location
+from handler.errors import ArchiveFailed
+
+PREFIX = "deliveries/"
+_KEY = re.compile(
+    r"deliveries/\d{4}/\d{2}/\d{2}/\d{2}/(?P<stamp>\d{8}T\d{6}\.\d{3}Z)_(?P<event>[a-z0-9_]+)_(?P<delivery_id>[A-Za-z0-9-]+)\.(?:json|form)"
+)
+# Headers worth keeping for replay and audit. Never the signatures.
+ARCHIVED_HEADERS = (
+    "x-github-event",
+    "x-github-delivery",
+    "x-github-hook-id",
+    "x-github-hook-installation-target-type",
+    "x-github-hook-installation-target-id",
+    "x-github-enterprise-host",
+    "x-github-enterprise-version",
+    "user-agent",
+    "content-type",
+)
+
+
+def archive_key(delivery: Delivery, received_at: float) -> str:
+    """``deliveries/2026/11/29/13/20261129T132515.123Z_push_<id>.json`` for a delivery received at ``received_at``."""
+    seconds = time.gmtime(received_at)
+    millis = int(received_at * 1000) % 1000
+    stamp = time.strftime("%Y%m%dT%H%M%S", seconds) + f".{millis:03d}Z"
+    suffix = "form" if delivery.content_type == FORM else "json"
+    return f"{PREFIX}{time.strftime('%Y/%m/%d/%H', seconds)}/{stamp}_{delivery.event}_{delivery.delivery_id}.{suffix}"
+
+
+def parse_key(key: str) -> dict[str, str] | None:
+    """The ``stamp``, ``event`` and ``delivery_id`` an archive key names, or None if it is not one."""
+    match = _KEY.fullmatch(key)
+    return match.groupdict() if match else None
+
+
+def archived_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """GitHub headers as S3 user metadata: ASCII, printable, short; signatures never included."""
+    metadata = {}
+    for name in ARCHIVED_HEADERS:
+        value = headers.get(name)
+        if value and value.isascii() and value.isprintable():
+            metadata[name] = value[:256]
+    return metadata
+
+
+class Archive:
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def store(self, delivery: Delivery, headers: Mapping[str, str], received_at: float) -> Location:
+        """Write the raw body before the answer; any failure is :class:`ArchiveFailed` (a 503)."""
+        key = archive_key(delivery, received_at)
+        content_type = "application/octet-stream" if delivery.content_type == FORM else JSON
+        self._put(key, delivery.body, content_type, archived_metadata(headers))
+        return Location(self.bucket, key)
+
+    def _put(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
+        try:
+            client("s3").put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=metadata,
+                ServerSideEncryption="AES256",
+            )
+        except Exception as exc:
+            raise ArchiveFailed(f"S3 PutObject failed ({error_code(exc)})") from None
+
+
+def put_payload(bucket: str, key: str, payload: bytes) -> Location:
+    """Store a payload too large for an EventBridge entry (the claim check)."""
+    try:
+        client("s3").put_object(
+            Bucket=bucket, Key=key, Body=payload, ContentType="application/json", ServerSideEncryption="AES256"
+        )
+    except Exception as exc:
+        raise ArchiveFailed(f"S3 PutObject of the payload failed ({error_code(exc)})") from None
+    return Location(bucket, key)

@@ -1,0 +1,61 @@
+"""The event contract: what a delivery looks like on the EventBridge bus, sans I/O.
+
+``Source`` is ``github.com`` and ``DetailType`` the ``X-GitHub-Event`` value. ``Detail`` carries
+either ``payload`` (the parsed payload, unchanged) or, when the entry would exceed the
+PutEvents limit, ``payload_location`` (an S3 object holding the payload JSON): never both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from handler.delivery import FORM, Delivery, form_payload
+
+SOURCE = "github.com"
+
+
+class Location(NamedTuple):
+    bucket: str
+    key: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "key": self.key}
+
+
+def detail(
+    delivery: Delivery,
+    *,
+    payload_location: Location | None = None,
+    archive_location: Location | None = None,
+) -> str:
+    """The ``Detail`` JSON for ``delivery``: inline payload unless ``payload_location`` is given."""
+    target = None
+    if delivery.installation_target_type or delivery.installation_target_id:
+        target = {"type": delivery.installation_target_type, "id": delivery.installation_target_id}
+    document: dict[str, Any] = {
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "hook_id": delivery.hook_id,
+        "installation_target": target,
+    }
+    if archive_location is not None:
+        document["archive_location"] = archive_location.as_dict()
+    if payload_location is not None:
+        document["payload_location"] = payload_location.as_dict()
+    else:
+        document["payload"] = delivery.payload
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def entry_size(detail_type: str, detail_json: str) -> int:
+    """PutEvents entry size as EventBridge counts it: UTF-8 bytes of Source, DetailType and Detail."""
+    return len(SOURCE.encode()) + len(detail_type.encode()) + len(detail_json.encode())
+
+
+def payload_json(delivery: Delivery) -> bytes:
+    """The payload as JSON bytes: the body itself, or the ``payload`` field of a form body."""
+    if delivery.content_type != FORM:
+        return delivery.body
+    return form_payload(delivery.body).encode()

@@ -1,0 +1,58 @@
+"""In-process routing of verified deliveries to functions, sans I/O.
+
+>>> router = Router()
+>>> @router.on("pull_request.opened")
+... def greet(delivery): ...
+>>> @router.on("push")
+... def build(delivery): ...
+>>> @router.on()  # every event
+... def audit(delivery): ...
+
+Routing runs inside GitHub's 10-second budget, after the hand-off succeeded: keep handlers
+light and put heavy work downstream of the event bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from handler.delivery import Delivery
+
+Handler = Callable[[Delivery], Any]
+ANY = "*"
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: dict[str, list[Handler]] = {}
+
+    def add(self, func: Handler, event: str = ANY, action: str | None = None) -> Handler:
+        """Call ``func`` for ``event`` (or ``"event.action"``), narrowed to ``action`` if given."""
+        if action is not None:
+            if event == ANY:
+                raise ValueError("an action needs an event")
+            event = f"{event}.{action}"
+        self._routes.setdefault(event, []).append(func)
+        return func
+
+    def on(self, event: str = ANY, action: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorator form of :meth:`add`: ``@router.on("push")``, ``@router.on("pull_request.opened")``."""
+        return lambda func: self.add(func, event, action)
+
+    def handlers_for(self, delivery: Delivery) -> list[Handler]:
+        """Every matching handler: catch-all first, then the event, then the event and action."""
+        keys = [ANY, delivery.event]
+        if delivery.action:
+            keys.append(f"{delivery.event}.{delivery.action}")
+        return [func for key in keys for func in self._routes.get(key, ())]
+
+    def dispatch(self, delivery: Delivery) -> list[tuple[Handler, Exception]]:
+        """Run every matching handler; one failing does not stop the others. Returns the failures."""
+        failures = []
+        for func in self.handlers_for(delivery):
+            try:
+                func(delivery)
+            except Exception as exc:
+                failures.append((func, exc))
+        return failures

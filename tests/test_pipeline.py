@@ -1,0 +1,305 @@
+"""The delivery pipeline against moto: EventBridge hand-off, claim check, S3 archive, deduplication."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from devkit.github import encode_body, github_headers, sample_payload
+from handler.archive import parse_key
+from tests.conftest import BUCKET, BUS, Pipeline, Send, inject, reset_receiver, signed
+
+EVENTS = ["ping", "push", "pull_request", "issues", "issue_comment", "workflow_run", "release", "installation"]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_accepted_delivery_reaches_the_bus_once_with_the_documented_detail(
+    send: Send, pipeline: Pipeline, event: str
+) -> None:
+    body, headers = signed(event)
+    answer = send(body, headers)
+    assert (answer.status, answer.body["status"]) == (202, "accepted")
+    [forwarded] = pipeline.forwarded()
+    assert forwarded["source"] == "github.com"
+    assert forwarded["detail-type"] == event
+    detail = forwarded["detail"]
+    [key] = pipeline.archived()
+    payload = sample_payload(event)
+    assert detail == {
+        "delivery_id": headers["x-github-delivery"],
+        "event": event,
+        "action": payload.get("action"),
+        "hook_id": headers["x-github-hook-id"],
+        "installation_target": {"type": "repository", "id": headers["x-github-hook-installation-target-id"]},
+        "archive_location": {"bucket": BUCKET, "key": key},
+        "payload": payload,
+    }
+
+
+def test_form_encoded_delivery_forwards_the_parsed_payload(send: Send, pipeline: Pipeline) -> None:
+    body, headers = signed("push", form=True)
+    assert send(body, headers).status == 202
+    [forwarded] = pipeline.forwarded()
+    assert forwarded["detail"]["payload"] == sample_payload("push")
+
+
+def test_tampered_or_malformed_delivery_forwards_archives_and_records_nothing(send: Send, pipeline: Pipeline) -> None:
+    body, headers = signed("push")
+    assert send(body.replace(b"main", b"evil"), headers).status == 401
+    assert send(b"[]", github_headers("push", b"[]")).status == 400
+    assert pipeline.forwarded() == []
+    assert pipeline.archived() == []
+    assert pipeline.records() == []
+
+
+def test_duplicate_is_answered_duplicate_and_forwards_nothing(send: Send, pipeline: Pipeline) -> None:
+    body, headers = signed("push")
+    assert send(body, headers).body["status"] == "accepted"
+    answer = send(body, headers)
+    assert answer.status == 202
+    assert answer.body == {"status": "duplicate", "delivery_id": headers["x-github-delivery"]}
+    assert len(pipeline.forwarded()) == 1
+    assert len(pipeline.archived()) == 1
+
+
+def test_duplicate_is_recognised_by_a_new_container(send: Send, pipeline: Pipeline) -> None:
+    body, headers = signed("push")
+    assert send(body, headers).body["status"] == "accepted"
+    reset_receiver()
+    assert send(body, headers).body["status"] == "duplicate"
+    assert len(pipeline.forwarded()) == 1
+
+
+def test_failed_put_events_is_503_records_nothing_and_a_redelivery_forwards_once(
+    send: Send, pipeline: Pipeline
+) -> None:
+    boto3.client("events").delete_event_bus(Name=BUS)
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body == {"error": "forward_failed", "message": "PutEvents failed (ResourceNotFoundException)"}
+    assert pipeline.records() == []  # the failed hand-off is not remembered as done
+    pipeline.create_bus()  # the bus is back
+    answer = send(body, headers)  # GitHub's redelivery: same delivery id, same bytes
+    assert answer.body["status"] == "accepted"
+    assert len(pipeline.forwarded()) == 1
+    assert send(body, headers).body["status"] == "duplicate"
+
+
+def test_failed_entry_is_503_and_never_accepted(send: Send, pipeline: Pipeline) -> None:
+    calls = inject(
+        "before-call.events.PutEvents",
+        {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]},
+    )
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert calls == [1]
+    assert answer.status == 503
+    assert answer.body == {"error": "forward_failed", "message": "PutEvents entry failed (InternalFailure)"}
+    assert pipeline.records() == []
+
+
+def test_throttled_put_events_is_503(send: Send, pipeline: Pipeline) -> None:
+    error = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutEvents")
+    inject("before-call.events.PutEvents", error)
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (503, "forward_failed")
+    assert "ThrottlingException" in answer.body["message"]
+
+
+def test_payload_over_the_entry_limit_is_claim_checked_to_the_exact_bytes(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = sample_payload("push")
+    # About 400 KB, well over PutEvents' 256 KB entry limit (the default EVENT_MAX_ENTRY_BYTES).
+    payload["commits"] = [payload["commits"][0] | {"message": f"commit {i} " + "é" * 400} for i in range(400)]
+    body, headers = signed("push", payload=payload)
+    assert len(body) > 256 * 1024
+    assert send(body, headers).status == 202
+    [forwarded] = pipeline.forwarded()
+    detail = forwarded["detail"]
+    assert "payload" not in detail
+    location = detail["payload_location"]
+    assert pipeline.object(location["bucket"], location["key"])["Body"].read() == body
+    # A JSON delivery's archive object is the payload: it is pointed at, not written twice.
+    assert location == detail["archive_location"]
+    assert pipeline.archived() == [location["key"]]
+
+
+def test_form_delivery_over_the_limit_is_claim_checked_as_json(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", "2048")
+    body, headers = signed("push", form=True)
+    assert send(body, headers).status == 202
+    [forwarded] = pipeline.forwarded()
+    location = forwarded["detail"]["payload_location"]
+    assert location["key"].startswith("payloads/")
+    stored = pipeline.object(location["bucket"], location["key"])
+    assert stored["ContentType"] == "application/json"
+    assert json.loads(stored["Body"].read()) == sample_payload("push")
+
+
+def test_claim_check_without_a_bucket_is_503_not_a_truncated_event(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARCHIVE_BUCKET")
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", "2048")
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (503, "forward_failed")
+    assert pipeline.forwarded() == []
+
+
+def test_payload_just_under_the_limit_stays_inline(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", str(64 * 1024))
+    body, headers = signed("pull_request")
+    assert send(body, headers).status == 202
+    [forwarded] = pipeline.forwarded()
+    assert forwarded["detail"]["payload"] == sample_payload("pull_request")
+
+
+def test_archive_holds_the_exact_body_and_headers_but_no_signature(send: Send, pipeline: Pipeline) -> None:
+    body, headers = signed("pull_request", form=True)
+    assert send(body, headers).status == 202
+    [key] = pipeline.archived()
+    assert parse_key(key) == {
+        "stamp": key.rsplit("/", 1)[1].split("_", 1)[0],
+        "event": "pull_request",
+        "delivery_id": headers["x-github-delivery"],
+    }
+    stored = pipeline.object(BUCKET, key)
+    assert stored["Body"].read() == body
+    assert stored["ContentType"] == "application/octet-stream"
+    assert stored["Metadata"]["content-type"] == "application/x-www-form-urlencoded"
+    assert stored["ServerSideEncryption"] == "AES256"
+    metadata = stored["Metadata"]
+    assert metadata["x-github-event"] == "pull_request"
+    assert metadata["x-github-delivery"] == headers["x-github-delivery"]
+    assert metadata["x-github-hook-id"] == headers["x-github-hook-id"]
+    assert metadata["user-agent"].startswith("GitHub-Hookshot/")
+    assert not any("signature" in name for name in metadata)
+    assert headers["x-hub-signature-256"] not in json.dumps(metadata)
+
+
+def test_archive_keys_sort_by_time(send: Send, pipeline: Pipeline) -> None:
+    ids = []
+    for event in ("ping", "push", "issues"):
+        body, headers = signed(event)
+        assert send(body, headers).status == 202
+        ids.append(headers["x-github-delivery"])
+    keys = pipeline.archived()  # S3 lists keys in lexicographic order
+    assert [parse_key(key)["delivery_id"] for key in keys] == ids
+
+
+def test_failed_archive_is_503_and_nothing_is_forwarded_or_recorded(send: Send, pipeline: Pipeline) -> None:
+    s3 = boto3.client("s3")
+    s3.delete_bucket(Bucket=BUCKET)
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body == {"error": "archive_failed", "message": "S3 PutObject failed (NoSuchBucket)"}
+    assert pipeline.forwarded() == []
+    assert pipeline.records() == []
+    s3.create_bucket(Bucket=BUCKET)
+    assert send(body, headers).body["status"] == "accepted"
+    assert len(pipeline.forwarded()) == 1
+
+
+def test_unavailable_table_is_503_and_nothing_is_handed_off(send: Send, pipeline: Pipeline) -> None:
+    boto3.client("dynamodb").delete_table(TableName="github-webhook-deliveries")
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body["error"] == "deduplication_unavailable"
+    assert "ResourceNotFoundException" in answer.body["message"]
+    assert pipeline.forwarded() == []
+    assert pipeline.archived() == []
+
+
+def test_bus_only_and_archive_only_configurations(send: Send, pipeline: Pipeline, monkeypatch) -> None:
+    monkeypatch.delenv("ARCHIVE_BUCKET")
+    monkeypatch.delenv("IDEMPOTENCY_TABLE")
+    body, headers = signed("push")
+    assert send(body, headers).status == 202
+    assert send(body, headers).body["status"] == "accepted"  # no table: no deduplication
+    assert len(pipeline.forwarded()) == 2
+    assert pipeline.archived() == []
+    monkeypatch.delenv("EVENT_BUS_NAME")
+    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
+    reset_receiver()
+    assert send(body, headers).status == 202
+    assert pipeline.forwarded() == []
+    assert len(pipeline.archived()) == 1
+
+
+def test_concurrent_duplicate_gets_409_while_the_first_is_in_flight(pipeline: Pipeline) -> None:
+    """The second copy arrives while the first is still archiving: it is not accepted."""
+    from tests.conftest import invoke_in_thread
+
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_archive(**_: object) -> None:
+        entered.set()
+        release.wait(5)
+
+    boto3.DEFAULT_SESSION.events.register("before-call.s3.PutObject", slow_archive)
+    body, headers = signed("push")
+    first = invoke_in_thread(body, headers)
+    assert entered.wait(5)
+    second = invoke_in_thread(body, headers)
+    second.join()
+    release.set()
+    first.join()
+    assert (second.answer.status, second.answer.body["error"]) == (409, "in_progress")
+    assert first.answer.status == 202
+    assert first.answer.body["status"] == "accepted"
+    assert len(pipeline.forwarded()) == 1
+
+
+def test_lambda_context_is_registered_so_in_progress_records_expire_with_the_invocation(
+    pipeline: Pipeline,
+) -> None:
+    from tests.conftest import invoke
+
+    body, headers = signed("push")
+    from devkit.apigw import http_api_event
+
+    assert invoke(http_api_event(body, headers)).status == 202
+    [record] = pipeline.records()
+    assert record["status"]["S"] == "COMPLETED"
+    assert "in_progress_expiration" in record  # only set when the Lambda context was registered
+    assert int(record["expiration"]["N"]) > 0
+
+
+def test_every_aws_client_has_a_short_time_budget(pipeline: Pipeline) -> None:
+    from handler.aws_clients import client
+
+    for service in ("ssm", "events", "s3", "dynamodb"):
+        config = client(service).meta.config
+        assert config.connect_timeout <= 1
+        assert config.read_timeout <= 2
+        assert config.retries["total_max_attempts"] <= 2
+
+
+def test_unreachable_bus_endpoint_is_a_503_not_a_timeout(send: Send, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:9")
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (503, "forward_failed")
+
+
+def test_body_keeps_non_ascii_json_intact_on_the_bus(send: Send, pipeline: Pipeline) -> None:
+    payload = sample_payload("push")
+    body = encode_body(payload)
+    assert send(body, github_headers("push", body)).status == 202
+    [forwarded] = pipeline.forwarded()
+    assert forwarded["detail"]["payload"]["head_commit"]["message"] == payload["head_commit"]["message"]

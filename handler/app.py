@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import traceback
 from functools import cache
 from typing import Any
 
@@ -25,7 +24,7 @@ from handler.eventbridge import EventBus
 from handler.handoff import Handoff
 from handler.receiver import Receiver
 from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
-from handler.telemetry import logger
+from handler.telemetry import count, log_unexpected, logger
 
 # The one place where outcomes become HTTP status codes.
 STATUS: dict[type[Exception], int] = {
@@ -85,11 +84,16 @@ async def webhook(request: Request) -> Response:
     # No Pydantic body model: the signature covers the exact bytes GitHub sent.
     body = await request.body()
     try:
-        receipt = receiver().receive(request.headers, body, lambda_context=request.scope.get("aws.context"))
-    except (errors.Rejected, errors.Unavailable) as exc:
+        receive = receiver().receive
+    except errors.Unavailable as exc:  # invalid configuration
+        logger.error("receiver not configured", extra={"reason": exc.code, "detail": exc.detail})
+        count("HandoffFailed", target=exc.target)
         return error_response(exc)
-    except Exception as exc:  # a bug: answer 500 without leaking anything, log where it happened
-        _log_unexpected(exc)
+    try:
+        receipt = receive(request.headers, body, lambda_context=request.scope.get("aws.context"))
+    except (errors.Rejected, errors.Unavailable) as exc:
+        return error_response(exc)  # the receiver has logged it
+    except Exception:  # a bug, logged by the receiver: answer without leaking anything
         return json_response(500, {"error": "internal_error", "message": "internal error"})
     return json_response(202, {"status": receipt.status, "delivery_id": receipt.delivery.delivery_id})
 
@@ -99,13 +103,7 @@ def json_response(status: int, content: dict[str, Any]) -> Response:
 
 
 def error_response(exc: errors.Rejected | errors.Unavailable) -> Response:
-    return json_response(status_for(exc), {"error": exc.code, "message": exc.detail})
-
-
-def _log_unexpected(exc: BaseException) -> None:
-    # Type and code locations only: an exception message may quote a payload value.
-    frames = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)]
-    logger.error("unexpected error", extra={"error_type": type(exc).__name__, "frames": frames[-5:]})
+    return json_response(status_for(exc), {"error": exc.code, "message": exc.public_message})
 
 
 class _HttpApiV2(HTTPGateway):
@@ -136,20 +134,26 @@ class _HttpApiV2(HTTPGateway):
 _asgi = Mangum(app, lifespan="off", custom_handlers=[_HttpApiV2])
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
     try:
         _check_event(event)
         return _asgi(event, context)
     except errors.InvalidEvent as exc:
-        logger.warning("invalid Lambda event", extra={"reason": exc.code})
-        return {
-            "statusCode": status_for(exc),
-            "headers": {"content-type": "application/json"},
-            "body": json.dumps({"error": exc.code, "message": exc.detail}),
-            "isBase64Encoded": False,
-        }
+        rejected = exc
+    except Exception as exc:  # Mangum could not turn the event into a request (the app itself never raises)
+        log_unexpected(exc, "could not process the Lambda event")
+        rejected = errors.InvalidEvent()
+    logger.warning("invalid Lambda event", extra={"reason": rejected.code})
+    count("DeliveryRejected", reason=rejected.reason)
+    return {
+        "statusCode": status_for(rejected),
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"error": rejected.code, "message": rejected.detail}),
+        "isBase64Encoded": False,
+    }
 
 
 def _check_event(event: Any) -> None:

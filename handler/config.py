@@ -43,10 +43,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the variables documented in the README's configuration table."""
         env = os.environ if environ is None else environ
+        if env.get("WEBHOOK_SECRET") and not env.get("WEBHOOK_SECRET_PARAMETER") and _deployed(env):
+            # A plain-text secret in a deployed function's environment is a misconfiguration.
+            raise ConfigurationError("WEBHOOK_SECRET is for local use; set WEBHOOK_SECRET_PARAMETER")
         return cls(
             secret_parameter=env.get("WEBHOOK_SECRET_PARAMETER") or None,
             secrets=split_secrets(env.get("WEBHOOK_SECRET", "")),
-            secret_max_age=_int(env, "WEBHOOK_SECRET_MAX_AGE", 300, minimum=0),
+            secret_max_age=_int(env, "WEBHOOK_SECRET_MAX_AGE", 300, minimum=1),
             secret_refresh_interval=_int(env, "WEBHOOK_SECRET_REFRESH_INTERVAL", 30, minimum=1),
             allow_sha1=_bool(env, "WEBHOOK_ALLOW_SHA1", False),
             max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1),
@@ -73,6 +76,11 @@ def service_name(environ: Mapping[str, str] | None = None) -> str:
 def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+
+
+def _deployed(env: Mapping[str, str]) -> bool:
+    """Running in a real Lambda function (not `sam local`, which sets AWS_SAM_LOCAL)."""
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

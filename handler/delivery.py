@@ -36,8 +36,9 @@ class Delivery:
     installation_target_type: str | None
     installation_target_id: str | None
     content_type: str
-    payload: Mapping[str, Any] = field(repr=False)
-    body: bytes = field(repr=False)
+    # Frozen fields; the payload is the parsed JSON: treat it as read-only.
+    payload: Mapping[str, Any] = field(repr=False, compare=False)
+    body: bytes = field(repr=False, compare=False)
 
     @property
     def repository(self) -> str | None:
@@ -89,6 +90,7 @@ def claimed_ids(headers: Mapping[str, str]) -> dict[str, str]:
     for key, name, pattern in (
         ("delivery_id", "x-github-delivery", _DELIVERY_ID),
         ("event", "x-github-event", _EVENT_NAME),
+        ("hook_id", "x-github-hook-id", _HEADER_ID),
     ):
         value = headers.get(name)
         if value and pattern.fullmatch(value):

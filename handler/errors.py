@@ -22,6 +22,10 @@ class Rejected(Exception):
     def detail(self) -> str:
         return str(self)
 
+    @property
+    def public_message(self) -> str:
+        return self.detail
+
 
 class PayloadTooLarge(Rejected):
     code = "payload_too_large"
@@ -83,6 +87,9 @@ class Unavailable(Exception):
     code = "unavailable"
     message = "a dependency is unavailable"
     target = "unknown"  # the HandoffFailed metric's dimension: which dependency
+    # Failures after verification may explain themselves to GitHub (Recent Deliveries shows it);
+    # failures before it answer every caller, so they keep their detail for the log.
+    detail_is_public = True
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -91,17 +98,23 @@ class Unavailable(Exception):
     def detail(self) -> str:
         return str(self)
 
+    @property
+    def public_message(self) -> str:
+        return self.detail if self.detail_is_public else self.message
+
 
 class SecretUnavailable(Unavailable):
     code = "secret_unavailable"
     message = "webhook secret is unavailable"
     target = "secret"
+    detail_is_public = False
 
 
 class ConfigurationError(Unavailable):
     code = "misconfigured"
     message = "receiver configuration is invalid"
     target = "config"
+    detail_is_public = False
 
 
 class DeduplicationUnavailable(Unavailable):

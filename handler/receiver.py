@@ -20,7 +20,7 @@ from handler.errors import PayloadTooLarge, Rejected, SignatureMismatch, Unavail
 from handler.handoff import Handoff
 from handler.routing import Router
 from handler.secret_store import SecretStore
-from handler.telemetry import count, logger
+from handler.telemetry import count, log_unexpected, logger
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,10 @@ class Receiver:
                 logger.error("delivery not accepted", extra={"reason": exc.code, "detail": exc.detail})
                 count("HandoffFailed", target=exc.target)
                 raise
+            except Exception as exc:
+                log_unexpected(exc)
+                count("UnexpectedError")
+                raise
             logger.info(f"delivery {status}", extra={"status": status})
             if status == DUPLICATE:
                 count("DeliveryDuplicate")
@@ -95,7 +99,12 @@ class Receiver:
         if signature.verify(body, signature=presented, secrets=known):
             return
         # A mismatch may mean the secret was rotated: re-read it, at most once per interval.
-        fresh = self._secrets.refreshed()
+        try:
+            fresh = self._secrets.refreshed()
+        except Unavailable as exc:
+            # Still a 401: a forged request must not learn that SSM is failing.
+            logger.warning("secret refresh failed", extra={"reason": exc.code, "detail": exc.detail})
+            fresh = None
         if fresh is not None:
             new = [secret for secret in fresh if secret not in known]
             if new and signature.verify(body, signature=presented, secrets=new):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -36,6 +37,12 @@ def count(name: str, **dimensions: str) -> None:
         metric.add_dimension(name="service", value=_SERVICE)
         for key, value in dimensions.items():
             metric.add_dimension(name=key, value=value)
+
+
+def log_unexpected(exc: BaseException, message: str = "unexpected error") -> None:
+    """Log a bug without its message (which may quote payload text): type and code locations only."""
+    frames = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)]
+    logger.error(message, extra={"error_type": type(exc).__name__, "frames": frames[-8:]})
 
 
 @cache

@@ -94,3 +94,30 @@ def test_absent_body_is_verified_as_empty() -> None:
     answer = invoke(event)
     assert answer.status == 400  # signed, but an empty body is not a JSON object
     assert answer.body["error"] == "malformed_payload"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: e["headers"].update(host="a:notaport"),
+        lambda e: e.update(cookies=[1]),
+        lambda e: e["headers"].update({"x-odd": "\ud800"}),
+        lambda e: e.update(rawQueryString="\ud800"),
+    ],
+)
+def test_event_mangum_cannot_turn_into_a_request_is_400_not_a_crash(damage, logs: Logs) -> None:
+    event = _event()
+    damage(event)
+    answer = invoke(event)
+    assert (answer.status, answer.body["error"]) == (400, "invalid_event")
+    assert any(line["message"] == "could not process the Lambda event" for line in logs.records)
+
+
+def test_log_event_stays_off_even_when_powertools_is_told_to_log_events(
+    logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    body, headers = signed("push", secret="forged")
+    assert invoke(http_api_event(body, headers)).status == 401
+    assert headers["x-hub-signature-256"] not in logs.text
+    assert "refs/heads/main" not in logs.text

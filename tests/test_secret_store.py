@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
+import boto3
 import pytest
 
 from devkit.github import DEV_SECRET
 from handler.errors import SecretUnavailable
 from handler.secret_store import SsmSecrets
-from tests.conftest import SECRET_PARAMETER, Send, put_secret, reset_receiver, signed
+from tests.conftest import SECRET_PARAMETER, Logs, Send, put_secret, reset_receiver, signed
 
 
 def test_securestring_is_read_with_decryption(send: Send, ssm_secret: str) -> None:
@@ -76,12 +79,43 @@ def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_ca
     assert len(ssm_calls) == 11
 
 
-def test_cache_expires_after_max_age(aws: None, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_expires_after_max_age(aws: None, ssm_calls: list[str]) -> None:
     put_secret("one")
-    store = SsmSecrets(SECRET_PARAMETER, max_age=0, refresh_interval=30)
-    store.current()
-    store.current()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=1, refresh_interval=30)
+    assert store.current() == (b"one",)
+    put_secret("two")
+    assert store.current() == (b"one",)
+    assert len(ssm_calls) == 1
+    time.sleep(1.05)  # Powertools' cache runs on the wall clock
+    assert store.current() == (b"two",)
     assert len(ssm_calls) == 2
+
+
+def test_forged_request_after_a_rotation_is_still_401(
+    send: Send, ssm_secret: str, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
+    reset_receiver()
+    assert send(*signed("push")).status == 202
+    put_secret("rotated\n" + DEV_SECRET)
+    time.sleep(1.05)
+    assert send(*signed("push", secret="forged")).status == 401  # the refresh found a new secret...
+    assert len(ssm_calls) == 2
+    assert send(*signed("push", secret="rotated")).status == 202  # ...which is now known
+
+
+def test_failing_refresh_still_answers_a_forgery_401_not_503(
+    send: Send, ssm_secret: str, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
+    reset_receiver()
+    assert send(*signed("push")).status == 202
+    boto3.client("ssm").delete_parameter(Name=SECRET_PARAMETER)
+    time.sleep(1.05)
+    answer = send(*signed("push", secret="forged"))
+    assert (answer.status, answer.body["error"]) == (401, "signature_mismatch")
+    assert any(line["message"] == "secret refresh failed" for line in logs.records)
+    assert send(*signed("push")).status == 202  # the cached secret still verifies GitHub
 
 
 def test_rotation_is_picked_up_through_the_handler_after_the_interval(
@@ -92,23 +126,23 @@ def test_rotation_is_picked_up_through_the_handler_after_the_interval(
     body, headers = signed("push")
     assert send(body, headers).status == 202
     put_secret("rotated\n" + DEV_SECRET)
-    import time
-
     time.sleep(1.05)
     body, headers = signed("push", secret="rotated")
     assert send(body, headers).status == 202
     assert len(ssm_calls) == 2
 
 
-def test_missing_parameter_fails_closed(send: Send, ssm_secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_parameter_fails_closed_and_logs_why(
+    send: Send, ssm_secret: str, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", "/does/not/exist")
     body, headers = signed("push")
     answer = send(body, headers)
     assert answer.status == 503
-    assert answer.body == {
-        "error": "secret_unavailable",
-        "message": "cannot read the secret parameter (GetParameterError)",
-    }
+    # The caller is not verified yet: it learns nothing about SSM. The log says why.
+    assert answer.body == {"error": "secret_unavailable", "message": "webhook secret is unavailable"}
+    [line] = logs.records
+    assert line["detail"] == "cannot read the secret parameter (GetParameterError)"
 
 
 def test_empty_parameter_fails_closed(send: Send, ssm_secret: str) -> None:

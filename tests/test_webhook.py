@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler.app import app
-from tests.conftest import Send, reset_receiver, signed
+from tests.conftest import Logs, Send, reset_receiver, signed
 
 EVENTS = ["ping", "push", "pull_request", "issues", "issue_comment", "workflow_run", "release", "installation"]
 
@@ -135,12 +135,51 @@ def test_no_secret_configured_fails_closed_with_503(send: Send, monkeypatch: pyt
     assert answer.body["error"] == "secret_unavailable"
 
 
-def test_invalid_configuration_fails_closed_with_503(send: Send, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_configuration_fails_closed_with_503_and_logs_why(
+    send: Send, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WEBHOOK_SECRET_MAX_AGE", "five minutes")
     body, headers = signed("push")
     answer = send(body, headers)
     assert answer.status == 503
-    assert answer.body == {"error": "misconfigured", "message": "WEBHOOK_SECRET_MAX_AGE must be an integer"}
+    assert answer.body == {"error": "misconfigured", "message": "receiver configuration is invalid"}
+    [line] = logs.records
+    assert line["detail"] == "WEBHOOK_SECRET_MAX_AGE must be an integer"
+
+
+def test_literal_secret_is_refused_in_a_deployed_function(send: Send, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "github-webhook-WebhookFunction")
+    assert send(*signed("push")).body["error"] == "misconfigured"
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")  # `sam local invoke` runs on the development secret
+    reset_receiver()
+    assert send(*signed("push")).status == 202
+
+
+def test_sha256_failure_is_not_rescued_by_a_valid_sha1_even_when_enabled(
+    send: Send, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_ALLOW_SHA1", "true")
+    body, headers = signed("push")
+    headers["x-hub-signature-256"] = "sha256=" + "0" * 64
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (401, "signature_mismatch")
+
+
+def test_a_bug_is_a_json_500_without_details_and_logged_without_its_message(
+    send: Send, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(headers, body):
+        raise RuntimeError("payload-value-in-an-exception-message")
+
+    monkeypatch.setattr("handler.receiver.parse_delivery", broken)
+    answer = send(*signed("push"))
+    assert answer.status == 500
+    assert answer.body == {"error": "internal_error", "message": "internal error"}
+    [line] = logs.records
+    assert line["error_type"] == "RuntimeError"
+    assert line["delivery_id"]
+    assert any("receiver.py" in frame for frame in line["frames"])
+    assert "payload-value-in-an-exception-message" not in logs.text
 
 
 def test_rotation_with_a_literal_secret_pair(send: Send, monkeypatch: pytest.MonkeyPatch) -> None:

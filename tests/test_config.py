@@ -1,0 +1,77 @@
+"""handler.config: the one place configuration is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from handler.config import Settings, split_secrets
+from handler.errors import ConfigurationError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.secret_parameter is None
+    assert settings.secrets == ()
+    assert (settings.secret_max_age, settings.secret_refresh_interval) == (300, 30)
+    assert settings.allow_sha1 is False
+    assert settings.max_body_bytes == 6 * 1024 * 1024
+    assert (settings.event_bus_name, settings.archive_bucket, settings.idempotency_table) == (None, None, None)
+    assert settings.event_max_entry_bytes == 256 * 1024
+    assert settings.dedup_ttl_seconds == 4 * 24 * 3600
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "WEBHOOK_SECRET_PARAMETER": "/p",
+            "WEBHOOK_SECRET": " new \n\n old \r\n",
+            "WEBHOOK_SECRET_MAX_AGE": "60",
+            "WEBHOOK_SECRET_REFRESH_INTERVAL": "5",
+            "WEBHOOK_ALLOW_SHA1": "TRUE",
+            "WEBHOOK_MAX_BODY_BYTES": "1000",
+            "EVENT_BUS_NAME": "bus",
+            "EVENT_MAX_ENTRY_BYTES": "1048576",
+            "ARCHIVE_BUCKET": "archive",
+            "IDEMPOTENCY_TABLE": "table",
+            "IDEMPOTENCY_TTL_SECONDS": "3600",
+        }
+    )
+    assert settings.secret_parameter == "/p"
+    assert settings.secrets == (b"new", b"old")
+    assert (settings.secret_max_age, settings.secret_refresh_interval) == (60, 5)
+    assert settings.allow_sha1 is True
+    assert settings.max_body_bytes == 1000
+    assert (settings.event_bus_name, settings.event_max_entry_bytes) == ("bus", 1048576)
+    assert (settings.archive_bucket, settings.payload_bucket) == ("archive", "archive")
+    assert (settings.idempotency_table, settings.dedup_ttl_seconds) == ("table", 3600)
+
+
+def test_payload_bucket_can_differ_from_the_archive() -> None:
+    assert Settings.from_env({"ARCHIVE_BUCKET": "a", "PAYLOAD_BUCKET": "p"}).payload_bucket == "p"
+
+
+def test_secrets_are_not_in_repr() -> None:
+    assert "hunter2" not in repr(Settings.from_env({"WEBHOOK_SECRET": "hunter2"}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBHOOK_SECRET_MAX_AGE", "0"),
+        ("WEBHOOK_SECRET_MAX_AGE", "5m"),
+        ("WEBHOOK_SECRET_REFRESH_INTERVAL", "0"),
+        ("WEBHOOK_ALLOW_SHA1", "maybe"),
+        ("WEBHOOK_MAX_BODY_BYTES", "-1"),
+        ("EVENT_MAX_ENTRY_BYTES", "10"),
+        ("IDEMPOTENCY_TTL_SECONDS", "1"),
+    ],
+)
+def test_invalid_values_are_configuration_errors(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_split_secrets() -> None:
+    assert split_secrets("a\nb\n") == (b"a", b"b")
+    assert split_secrets("  \n") == ()
+    assert split_secrets("é") == ("é".encode(),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import boto3
 import pytest
@@ -303,3 +304,18 @@ def test_body_keeps_non_ascii_json_intact_on_the_bus(send: Send, pipeline: Pipel
     assert send(body, github_headers("push", body)).status == 202
     [forwarded] = pipeline.forwarded()
     assert forwarded["detail"]["payload"]["head_commit"]["message"] == payload["head_commit"]["message"]
+
+
+def test_readme_rule_pattern_matches_an_opened_pull_request_and_nothing_else(send: Send, pipeline: Pipeline) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    after = readme.split("A rule for opened pull requests", 1)[1]
+    pattern = after.split("```json\n", 1)[1].split("```", 1)[0]
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="readme-rule")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="readme", EventBusName=BUS, EventPattern=pattern)
+    events.put_targets(Rule="readme", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    for event in ("pull_request", "push", "issues"):
+        assert send(*signed(event)).status == 202
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["detail-type"] for m in messages] == ["pull_request"]

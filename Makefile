@@ -10,12 +10,24 @@ PORT ?= 8000
 # The development secret: the events/ samples are signed with it. Never use it for a real hook.
 DEV_SECRET := dev-webhook-secret-do-not-use-in-production
 
-.PHONY: serve test lint events clean
+IAC_VENV ?= .venv-iac
+IAC := $(IAC_VENV)/bin
+IAC_STAMP := $(IAC_VENV)/.installed
+# The SAM CLI and checkov must not try to phone home: CI has no internet.
+export SAM_CLI_TELEMETRY := 0
+export BC_SKIP_MAPPING := TRUE
+
+.PHONY: serve test lint iac events clean build-WebhookFunction
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+$(IAC_STAMP): infra/requirements.txt
+	$(PYTHON) -m venv $(IAC_VENV)
+	$(IAC)/python -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $(IAC_STAMP)
 
 serve: $(STAMP)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" $(PY) -m uvicorn handler.app:app --host $(HOST) --port $(PORT)
@@ -24,11 +36,28 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# Infrastructure: SAM's own lint, cfn-lint, checkov, then tests on the transformed template and the build.
+iac: $(IAC_STAMP)
+	$(IAC)/sam validate --lint
+	$(IAC)/cfn-lint template.yaml
+	$(IAC)/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(IAC)/python -m pytest infra
+
+test: lint iac
 	$(PY) -m pytest
 
 events: $(STAMP)
 	$(PY) -m devkit.events
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam
+
+# Called by `sam build` (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set. The artifact
+# is handler/ plus requirements.txt's wheels for the Lambda platform: arm64, CPython 3.13.
+LAMBDA_PLATFORM := manylinux2014_aarch64
+LAMBDA_PYTHON := 3.13
+build-WebhookFunction:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)" \
+		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
+		-r requirements.txt
+	tar --exclude=__pycache__ -cf - handler | tar -xf - -C "$(ARTIFACTS_DIR)"

@@ -121,3 +121,19 @@ def test_log_event_stays_off_even_when_powertools_is_told_to_log_events(
     assert invoke(http_api_event(body, headers)).status == 401
     assert headers["x-hub-signature-256"] not in logs.text
     assert "refs/heads/main" not in logs.text
+
+
+def test_sam_local_invoke_environment_runs_the_samples_on_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `sam local invoke WebhookFunction -e events/X.json --env-vars env.local.json` does, minus Docker."""
+    root = EVENTS_DIR.parent
+    env = json.loads((root / "env.local.json").read_text(encoding="utf-8"))["WebhookFunction"]
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "WebhookFunction")  # both set by `sam local`
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")
+    for name, (*_, expected) in samples.SAMPLES.items():
+        event = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+        assert invoke(event).status == expected, name

@@ -7,8 +7,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The development secret: the events/ samples are signed with it. Never use it for a real hook.
-DEV_SECRET := dev-webhook-secret-do-not-use-in-production
 
 IAC_VENV ?= .venv-iac
 IAC := $(IAC_VENV)/bin
@@ -29,8 +27,9 @@ $(IAC_STAMP): infra/requirements.txt
 	$(IAC)/python -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	touch $(IAC_STAMP)
 
+# The receiver on the development secret, with an AWS emulator (moto) for SSM, the bus, archive and table.
 serve: $(STAMP)
-	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" $(PY) -m uvicorn handler.app:app --host $(HOST) --port $(PORT)
+	$(PY) -m devkit serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -47,7 +46,7 @@ test: lint iac
 	$(PY) -m pytest
 
 events: $(STAMP)
-	$(PY) -m devkit.events
+	$(PY) -m devkit event --samples
 
 clean:
 	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam

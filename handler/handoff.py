@@ -40,8 +40,14 @@ class Handoff:
             with traced("archive"):
                 archived = self.archive.store(delivery, headers, received_at)
         if self.bus is not None:
-            with traced("forward"):
-                self.bus.put(delivery.event, self._detail(delivery, archived, received_at))
+            self.forward(delivery, archived, received_at)
+
+    def forward(self, delivery: Delivery, archived: envelope.Location | None, received_at: float) -> None:
+        """Put the delivery on the bus (also how `replay` re-sends an archived delivery)."""
+        if self.bus is None:
+            raise ForwardFailed("no event bus is configured")
+        with traced("forward"):
+            self.bus.put(delivery.event, self._detail(delivery, archived, received_at))
 
     def _detail(self, delivery: Delivery, archived: envelope.Location | None, received_at: float) -> str:
         # The body's size bounds the inline entry's, so a large payload is never serialised just to be measured.

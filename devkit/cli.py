@@ -1,0 +1,208 @@
+"""`webhook`: run, send, build events, invoke and replay, with no AWS account and no Docker.
+
+Each subcommand's --help explains it. Exit codes: 0 done (a 2xx answer), 1 answered but not
+2xx (or some replays failed), 2 bad arguments or input, 3 nothing answered at the URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from devkit import errors
+from devkit.errors import CliError
+from devkit.github import DEV_SECRET
+
+DEFAULT_URL = "http://127.0.0.1:8000/webhook"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webhook",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit codes: 0 ok, 1 answered but not 2xx, 2 bad arguments or input, 3 unreachable.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the receiver locally (same app and code path as on Lambda)",
+        description="Run the receiver on http://HOST:PORT/webhook. By default an AWS emulator (moto's server "
+        "on loopback) is started with the secret in SSM, a bus, an archive bucket and a deduplication table, "
+        "so every hand-off runs for real; what reaches the bus is printed.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--secret", help="webhook secret (default: WEBHOOK_SECRET or the development secret)")
+    serve.add_argument(
+        "--no-emulator",
+        dest="emulator",
+        action="store_false",
+        help="no AWS emulator: verify only (or use the AWS settings in your environment)",
+    )
+
+    send = commands.add_parser(
+        "send",
+        help="post a payload to a URL exactly as GitHub would",
+        description="Post a payload file (or a sample name: "
+        "ping, push, pull_request, issues, issue_comment, workflow_run, release, installation) with every "
+        "GitHub header, signed, and print the answer.",
+    )
+    send.add_argument("payload", help="a JSON file, or a sample name")
+    send.add_argument("--url", default=DEFAULT_URL, help=f"receiver URL (default {DEFAULT_URL})")
+    _delivery_options(send)
+
+    event = commands.add_parser(
+        "event",
+        help="build an API Gateway HTTP API v2 event file from a payload",
+        description="Write the Lambda event API Gateway would deliver for a signed payload (to stdout or -o). "
+        "With --samples, regenerate the files in events/.",
+    )
+    event.add_argument("payload", nargs="?", help="a JSON file, or a sample name")
+    event.add_argument("-o", "--output", help="write the event here instead of stdout")
+    event.add_argument("--base64", action="store_true", help="base64-encode the body, as API Gateway does for binary")
+    event.add_argument("--samples", action="store_true", help="regenerate events/*.json and exit")
+    _delivery_options(event)
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="run the Lambda handler in process on an event file (sam local invoke without Docker)",
+        description="Invoke handler.app.handler on an event file and print the Lambda response on stdout "
+        "(logs and metrics on stderr). By default the development secret and no AWS hand-off, as env.local.json.",
+    )
+    invoke.add_argument("event_file")
+    invoke.add_argument("--env-vars", help="a `sam local invoke --env-vars` JSON file (default: env.local.json's)")
+    invoke.add_argument("--secret", help="webhook secret to verify with (default: the development secret)")
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-send archived deliveries from the S3 archive to the bus",
+        description="Select archived deliveries (time range, events, delivery ids) and put them on the bus "
+        "again with the same event contract. Uses your AWS environment (AWS_PROFILE, AWS_REGION, ...).",
+    )
+    replay.add_argument("--bucket", default=os.environ.get("ARCHIVE_BUCKET"), help="archive bucket (ARCHIVE_BUCKET)")
+    replay.add_argument("--bus", default=os.environ.get("EVENT_BUS_NAME"), help="event bus (EVENT_BUS_NAME)")
+    replay.add_argument("--since", help="from this time (ISO 8601, UTC unless an offset is given)")
+    replay.add_argument("--until", help="up to this time (ISO 8601)")
+    replay.add_argument("--event", action="append", default=[], help="only this event (repeatable)")
+    replay.add_argument("--delivery-id", action="append", default=[], help="only this delivery id (repeatable)")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _delivery_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--event", help="X-GitHub-Event (default: the sample's or file's name)")
+    parser.add_argument("--secret", default=DEV_SECRET, help="secret to sign with (default: the development secret)")
+    parser.add_argument("--unsigned", action="store_true", help="send no signature headers")
+    parser.add_argument("--delivery-id", help="X-GitHub-Delivery (default: a fresh GUID)")
+    parser.add_argument("--form", action="store_true", help="send as application/x-www-form-urlencoded")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"webhook {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return errors.OK
+
+
+def _signed_request(args: argparse.Namespace) -> tuple[bytes, dict[str, str]]:
+    from devkit import payloads
+    from devkit.github import encode_body, github_headers
+
+    event, payload = payloads.load(args.payload, args.event)
+    body = encode_body(payload, form=args.form)
+    secret = None if args.unsigned else args.secret
+    return body, github_headers(event, body, secret=secret, delivery_id=args.delivery_id, form=args.form)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from devkit.serve import serve
+
+    serve(args.host, args.port, secret=args.secret, emulator=args.emulator)
+    return errors.OK
+
+
+def run_send(args: argparse.Namespace) -> int:
+    from devkit.send import check_url, post
+
+    check_url(args.url)
+    body, headers = _signed_request(args)
+    print(
+        f"POST {args.url}  {headers['x-github-event']}  delivery {headers['x-github-delivery']}  {len(body)} bytes",
+        file=sys.stderr,
+    )
+    status, answer = post(args.url, body, headers)
+    print(f"HTTP {status} {answer.decode('utf-8', 'replace')}")
+    return errors.OK if 200 <= status < 300 else errors.REJECTED
+
+
+def run_event(args: argparse.Namespace) -> int:
+    from devkit.apigw import http_api_event
+
+    if args.samples:
+        from devkit.events import write_all
+
+        for path in write_all():
+            print(path, file=sys.stderr)
+        return errors.OK
+    if not args.payload:
+        raise CliError("give a payload file or sample name (or --samples)")
+    body, headers = _signed_request(args)
+    text = json.dumps(http_api_event(body, headers, base64_encoded=args.base64), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output} ({exc.strerror})") from None
+        print(
+            f"wrote {args.output} ({headers['x-github-event']}, delivery {headers['x-github-delivery']})",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
+    return errors.OK
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    from devkit.invoke import LOCAL_ENV, env_from_file, invoke, load_event
+
+    event = load_event(args.event_file)
+    env = env_from_file(args.env_vars) if args.env_vars else dict(LOCAL_ENV)
+    if args.secret:
+        env["WEBHOOK_SECRET"] = args.secret
+    response = invoke(event, env=env)
+    print(json.dumps(response, indent=2, ensure_ascii=False))
+    return errors.OK if 200 <= response.get("statusCode", 500) < 300 else errors.REJECTED
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from devkit.replay import Selection, parse_time, replay
+
+    if not args.bucket:
+        raise CliError("give the archive bucket with --bucket (or ARCHIVE_BUCKET)")
+    selection = Selection(
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        events=set(args.event),
+        delivery_ids=set(args.delivery_id),
+    )
+    summary = replay(
+        bucket=args.bucket, bus=args.bus, selection=selection, dry_run=args.dry_run, progress=not args.no_progress
+    )
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{verb} {len(summary.sent)}, failed {len(summary.failed)}")
+    for key, reason in summary.failed:
+        print(f"failed {key}: {reason}", file=sys.stderr)
+    return errors.REJECTED if summary.failed else errors.OK
+
+
+COMMANDS = {"serve": run_serve, "send": run_send, "event": run_event, "invoke": run_invoke, "replay": run_replay}

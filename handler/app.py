@@ -132,12 +132,17 @@ class _HttpApiV2(HTTPGateway):
 
 
 _asgi = Mangum(app, lifespan="off", custom_handlers=[_HttpApiV2])
+_cold_start = True
 
 
 # log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
+    global _cold_start
+    if _cold_start:
+        _cold_start = False
+        count("ColdStart")
     try:
         _check_event(event)
         return _asgi(event, context)

@@ -15,8 +15,11 @@ from handler.errors import ConfigurationError
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
 DEFAULT_METRICS_NAMESPACE = "GitHubWebhook"
-# PutEvents' documented entry limit; larger entries go to S3 (claim check).
+# PutEvents' long-standing entry limit; larger entries go to S3 (claim check). Some buses accept
+# more now, but targets such as SQS still stop at 256 KB: raise it only when every target can.
 DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
+# GitHub waits 10 s; no hand-off step starts after this many seconds.
+DEFAULT_TIME_BUDGET_SECONDS = 8
 # GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
 
@@ -38,6 +41,7 @@ class Settings:
     payload_bucket: str | None = None
     idempotency_table: str | None = None
     dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS
+    time_budget_seconds: int = DEFAULT_TIME_BUDGET_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +64,7 @@ class Settings:
             payload_bucket=env.get("PAYLOAD_BUCKET") or env.get("ARCHIVE_BUCKET") or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             dedup_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60),
+            time_budget_seconds=_int(env, "WEBHOOK_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, minimum=1),
         )
 
 

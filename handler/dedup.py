@@ -5,12 +5,12 @@ completed is remembered for the TTL and a repeat is answered ``duplicate`` with 
 A hand-off that failed leaves no record (Powertools deletes it), so a redelivery runs again.
 A repeat that arrives while the first is still running is :class:`InProgress` (409): it is not
 accepted, because the first may still fail. A record left by an invocation that timed out
-expires with the invocation (the Lambda context is registered), not after the TTL.
+expires with the invocation (the Lambda context is registered), not after the TTL. If the
+table fails only after the hand-off succeeded, the delivery is still accepted: it is on the bus.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +19,9 @@ from handler.errors import DeduplicationUnavailable, InProgress
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
+UNRECORDED = "unrecorded"
 # A stable key prefix: renaming a function must not forget every delivery id.
 KEY_PREFIX = "github-delivery"
-GITHUB_TIMEOUT_SECONDS = 10
 
 
 class Deduplicator:
@@ -46,35 +46,36 @@ class Deduplicator:
             key_prefix=KEY_PREFIX,
         )(_run)
 
-    def once(self, delivery_id: str, work: Callable[[], None], *, lambda_context: Any = None) -> str:
-        """Run ``work`` unless ``delivery_id`` was already handed off: ``accepted`` or ``duplicate``.
+    def once(self, delivery_id: str, work: Callable[[], None], *, lambda_context: Any) -> str:
+        """Run ``work`` unless ``delivery_id`` was already handed off: ``accepted``, ``duplicate``
+        or ``unrecorded`` (handed off, but the table failed to record it).
 
-        ``lambda_context`` makes an INPROGRESS record expire when this invocation would time out;
-        outside Lambda (uvicorn) GitHub's own 10-second budget stands in for it.
+        ``lambda_context`` (or anything with ``get_remaining_time_in_millis``) makes an INPROGRESS
+        record expire when this invocation would end.
         """
-        self.config.register_lambda_context(lambda_context or _GitHubBudget())
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             BaseError,
             IdempotencyAlreadyInProgressError,
         )
 
+        self.config.register_lambda_context(lambda_context)
+        done = []
+
+        def recorded_work() -> None:
+            work()
+            done.append(True)
+
         try:
-            result = self._once(key={"delivery_id": delivery_id}, work=work)
+            result = self._once(key={"delivery_id": delivery_id}, work=recorded_work)
         except IdempotencyAlreadyInProgressError:
             raise InProgress() from None
         except BaseError as exc:  # the table failed: saving, reading or deleting the record
+            if done:
+                # The delivery is archived and on the bus: answering 503 would make GitHub's
+                # redelivery forward it again. The record stays INPROGRESS until it expires.
+                return UNRECORDED
             raise DeduplicationUnavailable(f"idempotency store failed ({error_code(exc.__cause__ or exc)})") from None
         return result["status"]
-
-
-class _GitHubBudget:
-    """Stands in for the Lambda context outside Lambda: GitHub gives up after 10 seconds."""
-
-    def __init__(self) -> None:
-        self._deadline = time.monotonic() + GITHUB_TIMEOUT_SECONDS
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _run(key: dict[str, str], work: Callable[[], None]) -> dict[str, str]:

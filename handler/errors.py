@@ -133,3 +133,9 @@ class ForwardFailed(Unavailable):
     code = "forward_failed"
     message = "delivery could not be forwarded to the event bus"
     target = "bus"
+
+
+class OutOfTime(Unavailable):
+    code = "timeout"
+    message = "the time budget for the hand-off was spent"
+    target = "budget"

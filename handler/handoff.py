@@ -10,10 +10,13 @@ from collections.abc import Mapping
 
 from handler import envelope
 from handler.archive import Archive, archive_key, put_payload
+from handler.budget import Budget
 from handler.delivery import JSON, Delivery
 from handler.errors import ForwardFailed
 from handler.eventbridge import EventBus
 from handler.telemetry import traced
+
+_MEASURE_FACTOR = 4
 
 
 class Handoff:
@@ -34,30 +37,41 @@ class Handoff:
     def configured(self) -> bool:
         return self.archive is not None or self.bus is not None
 
-    def deliver(self, delivery: Delivery, headers: Mapping[str, str], received_at: float) -> None:
+    def deliver(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget) -> None:
         archived = None
         if self.archive is not None:
+            budget.check("archive")
             with traced("archive"):
                 archived = self.archive.store(delivery, headers, received_at)
         if self.bus is not None:
-            self.forward(delivery, archived, received_at)
+            self.forward(delivery, archived, received_at, budget)
 
-    def forward(self, delivery: Delivery, archived: envelope.Location | None, received_at: float) -> None:
+    def forward(
+        self, delivery: Delivery, archived: envelope.Location | None, received_at: float, budget: Budget | None = None
+    ) -> None:
         """Put the delivery on the bus (also how `replay` re-sends an archived delivery)."""
         if self.bus is None:
             raise ForwardFailed("no event bus is configured")
+        detail = self._detail(delivery, archived, received_at, budget)
+        if budget is not None:
+            budget.check("forward")
         with traced("forward"):
-            self.bus.put(delivery.event, self._detail(delivery, archived, received_at))
+            self.bus.put(delivery.event, detail)
 
-    def _detail(self, delivery: Delivery, archived: envelope.Location | None, received_at: float) -> str:
-        # The body's size bounds the inline entry's, so a large payload is never serialised just to be measured.
-        if len(delivery.body) <= self.max_entry_bytes:
+    def _detail(
+        self, delivery: Delivery, archived: envelope.Location | None, received_at: float, budget: Budget | None
+    ) -> str:
+        # The entry re-serialises the payload compactly, so only its own size decides. A body far
+        # over the limit is not serialised just to be measured (GitHub sends compact JSON; forms
+        # at most triple in size when percent-encoded).
+        if len(delivery.body) <= _MEASURE_FACTOR * self.max_entry_bytes:
             inline = envelope.detail(delivery, archive_location=archived)
-            if envelope.entry_size(delivery.event, inline) <= self.max_entry_bytes:
+            if envelope.entry_size(delivery.event, inline) < self.max_entry_bytes:
                 return inline
-        return envelope.detail(
-            delivery, payload_location=self._claim_check(delivery, archived, received_at), archive_location=archived
-        )
+        if budget is not None:
+            budget.check("claim check")
+        location = self._claim_check(delivery, archived, received_at)
+        return envelope.detail(delivery, payload_location=location, archive_location=archived)
 
     def _claim_check(
         self, delivery: Delivery, archived: envelope.Location | None, received_at: float

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from handler import signature
+from handler.budget import Budget
 from handler.config import Settings
-from handler.dedup import ACCEPTED, DUPLICATE, Deduplicator
+from handler.dedup import ACCEPTED, DUPLICATE, UNRECORDED, Deduplicator
 from handler.delivery import Delivery, claimed_ids, parse_delivery
 from handler.errors import PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
 from handler.handoff import Handoff
@@ -55,6 +56,7 @@ class Receiver:
         Raises :class:`~handler.errors.Rejected` (a 4xx) or :class:`~handler.errors.Unavailable` (a 503).
         """
         received_at = self._clock()
+        budget = Budget.for_request(self._settings.time_budget_seconds, lambda_context)
         with ExitStack() as log_keys:
             log_keys.enter_context(logger.append_context_keys(**claimed_ids(headers)))
             try:
@@ -64,7 +66,7 @@ class Receiver:
                         action=delivery.action, hook_id=delivery.hook_id, repository=delivery.repository
                     )
                 )
-                status = self._hand_off_once(delivery, headers, received_at, lambda_context)
+                status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
             except Rejected as exc:
                 logger.warning("delivery rejected", extra={"reason": exc.code})
                 count("DeliveryRejected", reason=exc.reason)
@@ -77,7 +79,13 @@ class Receiver:
                 log_unexpected(exc)
                 count("UnexpectedError")
                 raise
-            logger.info(f"delivery {status}", extra={"status": status})
+            if status == UNRECORDED:
+                # Handed off, so accepted; only the dedup record failed (a redelivery may forward again).
+                logger.warning("delivery accepted but not recorded as done", extra={"status": ACCEPTED})
+                count("DedupRecordFailed")
+                status = ACCEPTED
+            else:
+                logger.info(f"delivery {status}", extra={"status": status})
             if status == DUPLICATE:
                 count("DeliveryDuplicate")
             else:
@@ -112,17 +120,21 @@ class Receiver:
                 return
         raise SignatureMismatch()
 
-    def _hand_off_once(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, context: Any) -> str:
+    def _hand_off_once(
+        self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget, context: Any
+    ) -> str:
         handoff = self._handoff
 
         def work() -> None:
             if handoff is not None:
-                handoff.deliver(delivery, headers, received_at)
+                handoff.deliver(delivery, headers, received_at, budget)
 
         if self._dedup is None:
             work()
             return ACCEPTED
-        return self._dedup.once(delivery.delivery_id, work, lambda_context=context)
+        budget.check("deduplication")
+        # Outside Lambda (uvicorn) the request's budget stands in for the Lambda context.
+        return self._dedup.once(delivery.delivery_id, work, lambda_context=context or budget)
 
     def _route(self, delivery: Delivery) -> None:
         if self._router is None:

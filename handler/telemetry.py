@@ -16,10 +16,10 @@ from handler.config import metrics_namespace, service_name
 
 logger = Logger(service=service_name())
 
-# At DEBUG these log raw request and response bodies: the decrypted secret from SSM, payloads
-# sent to AWS. Clamp them so that turning on DEBUG (for example Lambda's log-level control,
-# which sets the root logger) cannot leak either.
-for _name in ("botocore.endpoint", "botocore.parsers"):
+# At DEBUG these log raw requests and responses: the decrypted secret from SSM, payloads sent to
+# AWS, the session token in signed headers. Clamp them so that turning on DEBUG (for example
+# Lambda's log-level control, which sets the root logger) cannot leak any of it.
+for _name in ("botocore", "boto3", "urllib3", "s3transfer"):
     logging.getLogger(_name).setLevel(logging.INFO)
 # One JSON line per delivery is ours; Mangum's plain-text access line would be a second.
 logging.getLogger("mangum").setLevel(logging.WARNING)

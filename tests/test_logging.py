@@ -60,14 +60,16 @@ def test_secret_signature_and_payload_never_reach_a_log_line(send: Send, logs: L
     _assert_clean(logs.text + everything.getvalue(), cases)
 
 
-def test_secret_from_ssm_never_reaches_a_log_line_even_from_botocore(
+def test_secret_and_session_token_never_reach_a_log_line_even_from_botocore(
     send: Send, ssm_secret: str, logs: Logs, everything: io.StringIO
 ) -> None:
     cases = _deliveries()
     for body, headers, status in cases:
         assert send(body, headers).status == status
-    assert "GetParameter" in everything.getvalue()  # botocore did log at DEBUG, just not the value
+    logging.getLogger("probe").debug("root is at DEBUG")
+    assert "root is at DEBUG" in everything.getvalue()
     _assert_clean(logs.text + everything.getvalue(), cases)
+    assert "testing" not in everything.getvalue()  # the (fake) session token signed into every request
 
 
 def test_every_line_of_an_accepted_delivery_names_it(send: Send, logs: Logs) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -157,9 +158,7 @@ def test_claim_check_without_a_bucket_is_503_not_a_truncated_event(
     assert pipeline.forwarded() == []
 
 
-def test_payload_just_under_the_limit_stays_inline(
-    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_payload_under_the_limit_stays_inline(send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", str(64 * 1024))
     body, headers = signed("pull_request")
     assert send(body, headers).status == 202
@@ -276,8 +275,7 @@ def test_lambda_context_is_registered_so_in_progress_records_expire_with_the_inv
     assert invoke(http_api_event(body, headers)).status == 202
     [record] = pipeline.records()
     assert record["status"]["S"] == "COMPLETED"
-    assert "in_progress_expiration" in record  # only set when the Lambda context was registered
-    assert int(record["expiration"]["N"]) > 0
+    assert int(record["expiration"]["N"]) > time.time() + 3 * 24 * 3600  # remembered past GitHub's 3 days
 
 
 def test_every_aws_client_has_a_short_time_budget(pipeline: Pipeline) -> None:
@@ -319,3 +317,115 @@ def test_readme_rule_pattern_matches_an_opened_pull_request_and_nothing_else(sen
         assert send(*signed(event)).status == 202
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"])["detail-type"] for m in messages] == ["pull_request"]
+
+
+def test_table_failing_after_the_hand_off_still_accepts_the_delivery_once(
+    send: Send, pipeline: Pipeline, logs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The event is on the bus: a 503 would make GitHub's redelivery forward it a second time."""
+    error = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "UpdateItem")
+    calls = inject("before-call.dynamodb.UpdateItem", error)
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert calls == [1]
+    assert (answer.status, answer.body["status"]) == (202, "accepted")
+    assert len(pipeline.forwarded()) == 1
+    assert any(line["message"] == "delivery accepted but not recorded as done" for line in logs.records)
+    assert '"DedupRecordFailed"' in capsys.readouterr().out
+
+
+def test_table_failing_to_forget_a_failed_hand_off_is_503_then_409_until_the_record_expires(
+    send: Send, pipeline: Pipeline
+) -> None:
+    boto3.client("events").delete_event_bus(Name=BUS)
+    inject("before-call.dynamodb.DeleteItem", ClientError({"Error": {"Code": "InternalServerError"}}, "DeleteItem"))
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (503, "deduplication_unavailable")
+    assert send(body, headers).status == 409  # the INPROGRESS record is left until the invocation's deadline
+
+
+def test_hand_off_that_would_outlast_the_time_budget_is_503_and_leaves_nothing(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_TIME_BUDGET_SECONDS", "1")
+
+    def slow_archive(**_: object) -> None:
+        time.sleep(1.1)  # S3 answers, but too late to start PutEvents within the budget
+
+    boto3.DEFAULT_SESSION.events.register("before-call.s3.PutObject", slow_archive)
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert answer.status == 503
+    assert answer.body == {"error": "timeout", "message": "time budget spent before forward"}
+    assert pipeline.forwarded() == []
+    assert pipeline.records() == []
+
+
+def test_failed_claim_check_write_is_503(send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCHIVE_BUCKET")
+    monkeypatch.setenv("PAYLOAD_BUCKET", "no-such-bucket")
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", "2048")
+    body, headers = signed("push")
+    answer = send(body, headers)
+    assert (answer.status, answer.body["error"]) == (503, "archive_failed")
+    assert "NoSuchBucket" in answer.body["message"]
+    assert pipeline.forwarded() == []
+    assert pipeline.records() == []
+
+
+def test_claim_check_object_is_encrypted(send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", "2048")
+    assert send(*signed("issues", form=True)).status == 202
+    location = pipeline.forwarded()[0]["detail"]["payload_location"]
+    assert pipeline.object(location["bucket"], location["key"])["ServerSideEncryption"] == "AES256"
+
+
+@pytest.mark.parametrize(("slack", "inline"), [(1, True), (0, False)])
+def test_entry_size_boundary_counts_utf8_bytes_of_source_type_and_detail(
+    send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, slack: int, inline: bool
+) -> None:
+    from handler.delivery import parse_delivery
+    from handler.envelope import detail, entry_size
+
+    body, headers = signed("push")  # carries multibyte text: bytes, not characters, must be counted
+    size = entry_size("push", detail(parse_delivery(headers, body)))
+    assert size > len(detail(parse_delivery(headers, body))) + len("push")  # multibyte, and more than Detail
+    monkeypatch.delenv("ARCHIVE_BUCKET")
+    monkeypatch.setenv("PAYLOAD_BUCKET", BUCKET)
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", str(size + slack))  # PutEvents wants less than the limit
+    assert send(body, headers).status == 202
+    [forwarded] = pipeline.forwarded()
+    assert ("payload" in forwarded["detail"]) is inline
+    assert ("payload_location" in forwarded["detail"]) is not inline
+
+
+def test_in_progress_record_expires_with_the_lambda_invocation(pipeline: Pipeline) -> None:
+    from devkit.apigw import LambdaContext, http_api_event
+    from handler.app import handler
+
+    body, headers = signed("push")
+    before = time.time() * 1000
+    handler(http_api_event(body, headers), LambdaContext(timeout_ms=3000))
+    [record] = pipeline.records()
+    expiry = int(record["in_progress_expiration"]["N"])
+    assert before + 1500 <= expiry <= time.time() * 1000 + 3000  # the invocation's 3 s, not a default
+
+
+def test_cold_start_and_hand_off_failures_are_counted(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from devkit.apigw import http_api_event
+    from handler import app
+    from tests.conftest import invoke
+
+    monkeypatch.setattr(app, "_cold_start", True)
+    boto3.client("events").delete_event_bus(Name=BUS)
+    invoke(http_api_event(*signed("push")))
+    invoke(http_api_event(*signed("push")))
+    names = [
+        (json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], json.loads(line).get("target"))
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
+    assert names == [("ColdStart", None), ("HandoffFailed", "bus"), ("HandoffFailed", "bus")]

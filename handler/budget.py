@@ -1,0 +1,41 @@
+"""The time left to answer GitHub, which gives up after 10 seconds, sans I/O.
+
+Each hand-off step checks the budget before it starts, so a slow dependency turns into a 503
+that GitHub can redeliver instead of a Lambda timeout with no answer at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from handler.errors import OutOfTime
+
+# Room left for the answer itself once the last call returns.
+SAFETY_MARGIN_SECONDS = 0.5
+
+
+class Budget:
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._deadline = clock() + seconds
+
+    @classmethod
+    def for_request(cls, seconds: float, lambda_context: Any = None) -> Budget:
+        """``seconds``, or less when the Lambda invocation itself would end sooner."""
+        if lambda_context is not None:
+            left = lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+            seconds = min(seconds, left)
+        return cls(seconds)
+
+    def remaining(self) -> float:
+        return self._deadline - self._clock()
+
+    def get_remaining_time_in_millis(self) -> int:
+        """The Lambda context's method, so Powertools can use a budget outside Lambda."""
+        return max(0, int(self.remaining() * 1000))
+
+    def check(self, step: str) -> None:
+        if self.remaining() <= 0:
+            raise OutOfTime(f"time budget spent before {step}")

@@ -15,7 +15,7 @@ IAC_STAMP := $(IAC_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: serve test lint iac events clean build-WebhookFunction
+.PHONY: serve test lint iac audit bench events clean build-WebhookFunction
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ iac: $(IAC_STAMP)
 	$(IAC)/cfn-lint template.yaml
 	$(IAC)/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 	$(IAC)/python -m pytest infra
+	$(IAC)/python infra/audit.py --if-reachable
+
+# pip-audit over the pinned requirements; fails if PyPI's vulnerability data cannot be reached.
+audit: $(IAC_STAMP)
+	$(IAC)/python infra/audit.py
 
 test: lint iac
 	$(PY) -m pytest

@@ -91,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--delivery-id", action="append", default=[], help="only this delivery id (repeatable)")
     replay.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ranges = commands.add_parser(
+        "github-ranges",
+        help="print GitHub's webhook source ranges, for ALLOWED_SOURCE_CIDRS",
+        description="Fetch the `hooks` CIDR ranges from GitHub's meta API (or GitHub Enterprise Server's) and "
+        "print them for the optional source allow-list.",
+    )
+    ranges.add_argument(
+        "--url", default="https://api.github.com/meta", help="meta API URL (GHES: https://HOST/api/v3/meta)"
+    )
+    ranges.add_argument(
+        "--format",
+        choices=["csv", "list", "env", "parameter"],
+        default="csv",
+        help="csv (default), one per line, ALLOWED_SOURCE_CIDRS=..., or AllowedSourceCidrs=... for sam deploy",
+    )
     return parser
 
 
@@ -205,4 +221,18 @@ def run_replay(args: argparse.Namespace) -> int:
     return errors.REJECTED if summary.failed else errors.OK
 
 
-COMMANDS = {"serve": run_serve, "send": run_send, "event": run_event, "invoke": run_invoke, "replay": run_replay}
+def run_github_ranges(args: argparse.Namespace) -> int:
+    from devkit.meta import hook_ranges, render
+
+    print(render(hook_ranges(args.url), args.format))
+    return errors.OK
+
+
+COMMANDS = {
+    "serve": run_serve,
+    "send": run_send,
+    "event": run_event,
+    "invoke": run_invoke,
+    "replay": run_replay,
+    "github-ranges": run_github_ranges,
+}

@@ -28,6 +28,7 @@ from handler.telemetry import count, log_unexpected, logger
 
 # The one place where outcomes become HTTP status codes.
 STATUS: dict[type[Exception], int] = {
+    errors.ForbiddenSource: 403,
     errors.PayloadTooLarge: 413,
     errors.MissingSignature: 401,
     errors.SignatureMismatch: 401,
@@ -90,7 +91,9 @@ async def webhook(request: Request) -> Response:
         count("HandoffFailed", target=exc.target)
         return error_response(exc)
     try:
-        receipt = receive(request.headers, body, lambda_context=request.scope.get("aws.context"))
+        # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
+        source_ip = request.client.host if request.client else None
+        receipt = receive(request.headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
     except (errors.Rejected, errors.Unavailable) as exc:
         return error_response(exc)  # the receiver has logged it
     except Exception:  # a bug, logged by the receiver: answer without leaking anything

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from handler.errors import ConfigurationError
+from handler.source import SourceAllowList
 
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
@@ -42,6 +43,7 @@ class Settings:
     idempotency_table: str | None = None
     dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS
     time_budget_seconds: int = DEFAULT_TIME_BUDGET_SECONDS
+    allowed_sources: SourceAllowList | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +67,7 @@ class Settings:
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             dedup_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60),
             time_budget_seconds=_int(env, "WEBHOOK_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, minimum=1),
+            allowed_sources=SourceAllowList.parse(cidrs) if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "")) else None,
         )
 
 

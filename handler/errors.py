@@ -27,6 +27,12 @@ class Rejected(Exception):
         return self.detail
 
 
+class ForbiddenSource(Rejected):
+    code = "forbidden_source"
+    message = "requests from this address are not accepted"
+    reason = "source"
+
+
 class PayloadTooLarge(Rejected):
     code = "payload_too_large"
     reason = "too_large"

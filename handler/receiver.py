@@ -17,7 +17,7 @@ from handler.budget import Budget
 from handler.config import Settings
 from handler.dedup import ACCEPTED, DUPLICATE, UNRECORDED, Deduplicator
 from handler.delivery import Delivery, claimed_ids, parse_delivery
-from handler.errors import PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
+from handler.errors import ForbiddenSource, PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
 from handler.handoff import Handoff
 from handler.routing import Router
 from handler.secret_store import SecretStore
@@ -50,7 +50,9 @@ class Receiver:
         self._router = router
         self._clock = clock
 
-    def receive(self, headers: Mapping[str, str], body: bytes, *, lambda_context: Any = None) -> Receipt:
+    def receive(
+        self, headers: Mapping[str, str], body: bytes, *, source_ip: str | None = None, lambda_context: Any = None
+    ) -> Receipt:
         """Verify, hand off and route one request. ``headers`` must be lower-case or case-insensitive.
 
         Raises :class:`~handler.errors.Rejected` (a 4xx) or :class:`~handler.errors.Unavailable` (a 503).
@@ -60,7 +62,7 @@ class Receiver:
         with ExitStack() as log_keys:
             log_keys.enter_context(logger.append_context_keys(**claimed_ids(headers)))
             try:
-                delivery = self._verified(headers, body)
+                delivery = self._verified(headers, body, source_ip)
                 log_keys.enter_context(
                     logger.append_context_keys(
                         action=delivery.action, hook_id=delivery.hook_id, repository=delivery.repository
@@ -93,9 +95,12 @@ class Receiver:
                 self._route(delivery)
         return Receipt(status, delivery)
 
-    def _verified(self, headers: Mapping[str, str], body: bytes) -> Delivery:
-        # Size first: we refuse to hash more than the limit. Then the signature, before
-        # anything in the body (or any header besides the signature) is interpreted.
+    def _verified(self, headers: Mapping[str, str], body: bytes, source_ip: str | None) -> Delivery:
+        # Source and size first: we refuse to hash more than the limit. Then the signature,
+        # before anything in the body (or any header besides the signature) is interpreted.
+        allowed = self._settings.allowed_sources
+        if allowed is not None and not allowed.allows(source_ip):
+            raise ForbiddenSource()
         if len(body) > self._settings.max_body_bytes:
             raise PayloadTooLarge()
         presented = signature.Signature.from_headers(headers, allow_sha1=self._settings.allow_sha1)

@@ -86,6 +86,13 @@ def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
     return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
 
 
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """X-Ray tracing is on: in a deployed function, unless POWERTOOLS_TRACE_DISABLED (Powertools' own rule)."""
+    env = os.environ if environ is None else environ
+    disabled = env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+    return _deployed(env) and not disabled
+
+
 def _deployed(env: Mapping[str, str]) -> bool:
     """Running in a real Lambda function (not `sam local`, which sets AWS_SAM_LOCAL)."""
     return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from handler.config import metrics_namespace, service_name
+from handler.config import metrics_namespace, service_name, tracing_enabled
 
 logger = Logger(service=service_name())
 
@@ -25,6 +25,7 @@ for _name in ("botocore", "boto3", "urllib3", "s3transfer"):
 logging.getLogger("mangum").setLevel(logging.WARNING)
 
 _NAMESPACE = metrics_namespace()
+_TRACING = tracing_enabled()
 _SERVICE = service_name()
 
 
@@ -56,5 +57,9 @@ def _tracer() -> Any:
 @contextmanager
 def traced(name: str) -> Iterator[None]:
     """An X-Ray subsegment around a hand-off call (a no-op outside Lambda or with tracing off)."""
+    if not _TRACING:
+        # Powertools would make this a no-op too, but only after importing aws-xray-sdk.
+        yield
+        return
     with _tracer().provider.in_subsegment(name):
         yield

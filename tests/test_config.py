@@ -75,3 +75,27 @@ def test_split_secrets() -> None:
     assert split_secrets("a\nb\n") == (b"a", b"b")
     assert split_secrets("  \n") == ()
     assert split_secrets("é") == ("é".encode(),)
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled"),
+    [
+        ({}, False),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, True),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_SAM_LOCAL": "true"}, False),
+    ],
+)
+def test_tracing_only_in_a_deployed_function(env: dict[str, str], enabled: bool) -> None:
+    from handler.config import tracing_enabled
+
+    assert tracing_enabled(env) is enabled
+
+
+def test_tracer_is_not_imported_when_tracing_is_off() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, handler.telemetry as t\nwith t.traced('x'): pass\nprint('aws_xray_sdk' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
+    assert out.stdout.strip() == "False"

@@ -16,9 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
+from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from handler import errors, routes
 from handler.archive import Archive
+from handler.aws_clients import client
 from handler.config import Settings
 from handler.eventbridge import EventBus
 from handler.handoff import Handoff
@@ -65,6 +67,15 @@ def receiver() -> Receiver:
 
         dedup = Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
     return Receiver(settings, _secret_store(settings), handoff=handoff, dedup=dedup, router=routes.router)
+
+
+@register_before_snapshot
+@register_after_restore
+def forget_container_state() -> None:
+    """SnapStart: no secret, cached settings or AWS client (credentials, connections) goes into a
+    snapshot or survives a restore; the first request after a restore builds them afresh."""
+    receiver.cache_clear()
+    client.cache_clear()
 
 
 def _secret_store(settings: Settings) -> SecretStore:

@@ -159,3 +159,13 @@ def test_sam_local_env_file_only_sets_variables_the_template_declares(template: 
     assert set(local) == {FUNCTION}
     assert set(local[FUNCTION]) <= set(declared)
     assert declared["WEBHOOK_SECRET"] == ""  # empty when deployed
+
+
+def test_snapstart_is_an_option_on_the_published_alias(cloudformation: dict[str, Any]) -> None:
+    function = cloudformation["Resources"][FUNCTION]["Properties"]
+    assert function["SnapStart"] == {"ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}}
+    [alias] = of_type(cloudformation, "AWS::Lambda::Alias").values()
+    assert alias["Properties"]["Name"] == "live"
+    [api] = of_type(cloudformation, "AWS::ApiGatewayV2::Api").values()
+    uri = api["Properties"]["Body"]["paths"]["/webhook"]["post"]["x-amazon-apigateway-integration"]["uri"]
+    assert "WebhookFunctionAliaslive" in json.dumps(uri)  # the API invokes the alias, so SnapStart applies

@@ -12,7 +12,7 @@ from handler import envelope
 from handler.archive import Archive, archive_key, put_payload
 from handler.budget import Budget
 from handler.delivery import JSON, Delivery
-from handler.errors import ForwardFailed
+from handler.errors import ForwardFailed, MalformedPayload
 from handler.eventbridge import EventBus
 from handler.telemetry import traced
 
@@ -65,7 +65,10 @@ class Handoff:
         # over the limit is not serialised just to be measured (GitHub sends compact JSON; forms
         # at most triple in size when percent-encoded).
         if len(delivery.body) <= _MEASURE_FACTOR * self.max_entry_bytes:
-            inline = envelope.detail(delivery, archive_location=archived)
+            try:
+                inline = envelope.detail(delivery, archive_location=archived)
+            except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack
+                raise MalformedPayload("payload nests too deeply to forward") from None
             if envelope.entry_size(delivery.event, inline) < self.max_entry_bytes:
                 return inline
         if budget is not None:

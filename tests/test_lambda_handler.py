@@ -69,7 +69,7 @@ def test_event_that_is_not_http_api_v2_is_400(damage) -> None:
     assert answer.body["error"] == "invalid_event"
 
 
-@pytest.mark.parametrize("bad", ["not base64!", "YWJjZA=", "YWJjZA", "@@@@", "YW Jj"])
+@pytest.mark.parametrize("bad", ["not base64!", "YWJjZA=", "YWJjZA", "@@@@", "YW Jj", "YWJj=", "YWJjZB=="])
 def test_body_marked_base64_that_is_not_base64_is_400(bad: str) -> None:
     event = _event()
     event.update(body=bad, isBase64Encoded=True)

@@ -144,7 +144,8 @@ class _HttpApiV2(HTTPGateway):
             # strict_mode still lets through an extra "=" after a full group and non-zero pad bits:
             # only the canonical encoding (as API Gateway produces it) is accepted.
             tail = body[-4:]
-            if len(body) % 4 or (tail and binascii.b2a_base64(binascii.a2b_base64(tail), newline=False) != tail.encode()):
+            canonical_tail = binascii.b2a_base64(binascii.a2b_base64(tail), newline=False).decode() if tail else ""
+            if len(body) % 4 or canonical_tail != tail:
                 raise ValueError("not canonical base64")
         except (binascii.Error, ValueError):
             raise errors.InvalidEvent("body is marked base64 but is not valid base64") from None

@@ -39,6 +39,8 @@ class Delivery:
     # Frozen fields; the payload is the parsed JSON: treat it as read-only.
     payload: Mapping[str, Any] = field(repr=False, compare=False)
     body: bytes = field(repr=False, compare=False)
+    # The JSON text of a form body's `payload` field, kept so it is never decoded twice.
+    form_json: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def repository(self) -> str | None:
@@ -66,7 +68,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         raise UnsupportedMediaType()
     event = _required(headers, "x-github-event", _EVENT_NAME)
     delivery_id = _required(headers, "x-github-delivery", _DELIVERY_ID)
-    payload = _decode_payload(body, content_type)
+    form_json = form_payload(body) if content_type == FORM else None
+    payload = _decode_json(body if form_json is None else form_json)
     action = payload.get("action")
     return Delivery(
         event=event,
@@ -78,6 +81,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         content_type=content_type,
         payload=payload,
         body=body,
+        form_json=form_json,
     )
 
 
@@ -133,8 +137,7 @@ def form_payload(body: bytes) -> str:
     return values[0]
 
 
-def _decode_payload(body: bytes, content_type: str) -> dict[str, Any]:
-    text: bytes | str = form_payload(body) if content_type == FORM else body
+def _decode_json(text: bytes | str) -> dict[str, Any]:
     try:
         payload = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

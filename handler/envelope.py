@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from handler.delivery import FORM, Delivery, form_payload
+from handler.delivery import Delivery
 
 SOURCE = "github.com"
 
@@ -56,6 +56,6 @@ def entry_size(detail_type: str, detail_json: str) -> int:
 
 def payload_json(delivery: Delivery) -> bytes:
     """The payload as JSON bytes: the body itself, or the ``payload`` field of a form body."""
-    if delivery.content_type != FORM:
+    if delivery.form_json is None:
         return delivery.body
-    return form_payload(delivery.body).encode()
+    return delivery.form_json.encode()

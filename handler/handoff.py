@@ -16,7 +16,7 @@ from handler.errors import ForwardFailed, MalformedPayload
 from handler.eventbridge import EventBus
 from handler.telemetry import traced
 
-_MEASURE_FACTOR = 4
+_MEASURE_FACTOR = 1.5
 
 
 class Handoff:
@@ -61,10 +61,11 @@ class Handoff:
     def _detail(
         self, delivery: Delivery, archived: envelope.Location | None, received_at: float, budget: Budget | None
     ) -> str:
-        # The entry re-serialises the payload compactly, so only its own size decides. A body far
-        # over the limit is not serialised just to be measured (GitHub sends compact JSON; forms
-        # at most triple in size when percent-encoded).
-        if len(delivery.body) <= _MEASURE_FACTOR * self.max_entry_bytes:
+        # The entry re-serialises the payload compactly, so only its own size decides. A payload far
+        # over the limit is not serialised just to be measured: GitHub sends compact JSON, so the
+        # JSON text's length is close to the entry's.
+        text_length = len(delivery.body) if delivery.form_json is None else len(delivery.form_json)
+        if text_length <= _MEASURE_FACTOR * self.max_entry_bytes:
             try:
                 inline = envelope.detail(delivery, archive_location=archived)
             except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from handler.errors import ForbiddenSource, PayloadTooLarge, Rejected, Signature
 from handler.handoff import Handoff
 from handler.routing import Router
 from handler.secret_store import SecretStore
-from handler.telemetry import count, log_unexpected, logger
+from handler.telemetry import log_unexpected, logger, metric
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,41 +58,45 @@ class Receiver:
         """
         received_at = self._clock()
         budget = Budget.for_request(self._settings.time_budget_seconds, lambda_context)
-        with ExitStack() as log_keys:
-            log_keys.enter_context(logger.append_context_keys(**claimed_ids(headers)))
+        # Context for every log line of this request, removed at the end (uvicorn reuses the logger).
+        keys = claimed_ids(headers)
+        logger.append_keys(**keys)
+        try:
             try:
                 delivery = self._verified(headers, body, source_ip)
-                log_keys.enter_context(
-                    logger.append_context_keys(
-                        action=delivery.action, hook_id=delivery.hook_id, repository=delivery.repository
-                    )
-                )
+                verified = {"action": delivery.action, "hook_id": delivery.hook_id, "repository": delivery.repository}
+                keys.update(verified)
+                logger.append_keys(**verified)
                 status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
             except Rejected as exc:
-                logger.warning("delivery rejected", extra={"reason": exc.code})
-                count("DeliveryRejected", reason=exc.reason)
+                extra = {"error": exc.code, **metric("DeliveryRejected", reason=exc.reason)}
+                logger.warning("delivery rejected", extra=extra)
                 raise
             except Unavailable as exc:
-                logger.error("delivery not accepted", extra={"reason": exc.code, "detail": exc.detail})
-                count("HandoffFailed", target=exc.target)
+                extra = {"error": exc.code, "detail": exc.detail, **metric("HandoffFailed", target=exc.target)}
+                logger.error("delivery not accepted", extra=extra)
                 raise
             except Exception as exc:
-                log_unexpected(exc)
-                count("UnexpectedError")
+                log_unexpected(exc, extra=metric("UnexpectedError"))
                 raise
-            if status == UNRECORDED:
-                # Handed off, so accepted; only the dedup record failed (a redelivery may forward again).
-                logger.warning("delivery accepted but not recorded as done", extra={"status": ACCEPTED})
-                count("DedupRecordFailed")
-                status = ACCEPTED
-            else:
-                logger.info(f"delivery {status}", extra={"status": status})
-            if status == DUPLICATE:
-                count("DeliveryDuplicate")
-            else:
-                count("DeliveryAccepted", event=delivery.event)
+            self._log_outcome(delivery, status)
+            if status != DUPLICATE:
                 self._route(delivery)
-        return Receipt(status, delivery)
+            return Receipt(ACCEPTED if status == UNRECORDED else status, delivery)
+        finally:
+            logger.remove_keys(keys)
+
+    def _log_outcome(self, delivery: Delivery, status: str) -> None:
+        """The one line a delivery logs, carrying its metrics (EMF) too."""
+        if status == UNRECORDED:
+            # Handed off, so accepted; only the dedup record failed (a redelivery may forward again).
+            extra = {"status": ACCEPTED, **metric("DeliveryAccepted", "DedupRecordFailed", event=delivery.event)}
+            logger.warning("delivery accepted but not recorded as done", extra=extra)
+        elif status == DUPLICATE:
+            logger.info("delivery duplicate", extra={"status": status, **metric("DeliveryDuplicate")})
+        else:
+            extra = {"status": status, **metric("DeliveryAccepted", event=delivery.event)}
+            logger.info("delivery accepted", extra=extra)
 
     def _verified(self, headers: Mapping[str, str], body: bytes, source_ip: str | None) -> Delivery:
         # Source and size first: we refuse to hash more than the limit. Then the signature,
@@ -116,7 +119,7 @@ class Receiver:
             fresh = self._secrets.refreshed()
         except Unavailable as exc:
             # Still a 401: a forged request must not learn that SSM is failing.
-            logger.warning("secret refresh failed", extra={"reason": exc.code, "detail": exc.detail})
+            logger.warning("secret refresh failed", extra={"error": exc.code, "detail": exc.detail})
             fresh = None
         if fresh is not None:
             new = [secret for secret in fresh if secret not in known]
@@ -146,8 +149,6 @@ class Receiver:
             return
         for func, exc in self._router.dispatch(delivery):
             # The type, not the message: a message may quote payload text.
-            logger.error(
-                "route handler failed",
-                extra={"handler": getattr(func, "__qualname__", repr(func)), "error_type": type(exc).__name__},
-            )
-            count("RouteHandlerFailed")
+            name = getattr(func, "__qualname__", repr(func))
+            extra = {"handler": name, "error_type": type(exc).__name__, **metric("RouteHandlerFailed")}
+            logger.error("route handler failed", extra=extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,21 +30,41 @@ _TRACING = tracing_enabled()
 _SERVICE = service_name()
 
 
-def count(name: str, **dimensions: str) -> None:
-    """Emit one EMF count now, with its own dimensions (and ``service``).
+def metric(*names: str, **dimensions: str) -> dict[str, Any]:
+    """CloudWatch EMF fields that make a log line also count ``names`` (by ``service`` and ``dimensions``).
 
-    Each outcome is one line, flushed immediately, so the same code works under Lambda and uvicorn.
+    CloudWatch extracts metrics from any JSON log line with an ``_aws`` block, so the one line a
+    delivery logs carries its metrics too: half the per-request cost of a second EMF line from
+    Powertools Metrics, and one line to read. Merge it into ``extra``.
     """
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": _NAMESPACE,
+                    "Dimensions": [["service", *dimensions]],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in names],
+                }
+            ],
+        },
+        **dict.fromkeys(names, 1),
+        **dimensions,
+    }
+
+
+def count(name: str, **dimensions: str) -> None:
+    """Emit one EMF count now on a line of its own (Powertools Metrics), for events outside a delivery."""
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=_NAMESPACE) as metric:
         metric.add_dimension(name="service", value=_SERVICE)
         for key, value in dimensions.items():
             metric.add_dimension(name=key, value=value)
 
 
-def log_unexpected(exc: BaseException, message: str = "unexpected error") -> None:
+def log_unexpected(exc: BaseException, message: str = "unexpected error", extra: dict[str, Any] | None = None) -> None:
     """Log a bug without its message (which may quote payload text): type and code locations only."""
     frames = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)]
-    logger.error(message, extra={"error_type": type(exc).__name__, "frames": frames[-8:]})
+    logger.error(message, extra={"error_type": type(exc).__name__, "frames": frames[-8:], **(extra or {})})
 
 
 @cache

@@ -81,6 +81,26 @@ class Logs:
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text.splitlines()]
 
+    @property
+    def metrics(self) -> list[tuple[str, dict[str, str]]]:
+        return emf_metrics(self.records)
+
+
+def emf_metrics(documents: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
+    """Every (metric name, dimensions other than service) that CloudWatch would extract (EMF)."""
+    found = []
+    for document in documents:
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            assert directive["Namespace"] == "GitHubWebhook"
+            [dimension_set] = directive["Dimensions"]
+            dimensions = {name: document[name] for name in dimension_set if name != "service"}
+            assert document["service"] == "github-webhook"
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                assert value == 1 or value == [1.0], metric  # a count, as one line or Powertools' list
+                found.append((metric["Name"], dimensions))
+    return found
+
 
 @pytest.fixture
 def logs() -> Iterator[Logs]:

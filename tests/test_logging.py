@@ -91,7 +91,8 @@ def test_rejection_is_logged_with_its_reason_and_claimed_identity(send: Send, lo
     assert send(body, headers).status == 401
     [line] = logs.records
     assert line["level"] == "WARNING"
-    assert line["reason"] == "signature_mismatch"
+    assert line["error"] == "signature_mismatch"  # the answer's code
+    assert line["reason"] == "signature"  # the DeliveryRejected metric's dimension, on the same line
     assert line["delivery_id"] == headers["x-github-delivery"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from devkit.github import encode_body, github_headers, sample_payload
@@ -116,23 +114,17 @@ def test_shipped_ping_handler_runs(send: Send, logs: Logs) -> None:
 
 
 def test_metrics_count_accepted_by_event_rejected_by_reason_and_duplicates(
-    send: Send, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+    send: Send, pipeline: Pipeline, logs: Logs
 ) -> None:
     body, headers = signed("issues")
     send(body, headers)
     send(body, headers)
     send(*signed("push", secret="forged"))
     send(b"x", github_headers("push", b"x") | {"content-type": "text/plain"})
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    seen = []
-    for blob in emf:
-        [metric] = blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        dims = {k: blob[k] for k in blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] if k != "service"}
-        seen.append((metric["Name"], dims))
-        assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "GitHubWebhook"
-    assert seen == [
+    assert logs.metrics == [
         ("DeliveryAccepted", {"event": "issues"}),
         ("DeliveryDuplicate", {}),
         ("DeliveryRejected", {"reason": "signature"}),
         ("DeliveryRejected", {"reason": "content_type"}),
     ]
+    assert len(logs.records) == 4  # one line per delivery, metrics included

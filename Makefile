@@ -53,6 +53,11 @@ test: lint iac
 events: $(STAMP)
 	$(PY) -m devkit event --samples
 
+# The receiver against a minimal handler of the same design, on an AWS emulator: prints the table
+# and writes bench/RESULTS.md. A few minutes on 2 cores.
+bench: $(STAMP)
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam
 

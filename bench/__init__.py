@@ -1,0 +1,1 @@
+"""Benchmark: the receiver against a minimal handler of the same design (``make bench``)."""

@@ -7,11 +7,13 @@ redeliver): nothing is reported accepted that was not handed off.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from handler import envelope
 from handler.archive import Archive, archive_key, put_payload
 from handler.budget import Budget
-from handler.delivery import JSON, Delivery
+from handler.delivery import Delivery
+from handler.envelope import Location
 from handler.errors import ForwardFailed, MalformedPayload
 from handler.eventbridge import EventBus
 from handler.telemetry import traced
@@ -38,29 +40,26 @@ class Handoff:
         return self.archive is not None or self.bus is not None
 
     def deliver(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget) -> None:
-        archived = None
+        archived = Location(self.archive.bucket, archive_key(delivery, received_at)) if self.archive else None
+        # The entry is planned before anything is written, so a delivery that cannot be forwarded
+        # (too deeply nested, no bucket for its claim check) leaves nothing behind.
+        entry = self._plan(delivery, archived, received_at) if self.bus is not None else None
         if self.archive is not None:
             budget.check("archive")
             with traced("archive"):
-                archived = self.archive.store(delivery, headers, received_at)
-        if self.bus is not None:
-            self.forward(delivery, archived, received_at, budget)
+                self.archive.store(delivery, headers, received_at)
+        if entry is not None:
+            self._send(delivery, entry, budget)
 
     def forward(
-        self, delivery: Delivery, archived: envelope.Location | None, received_at: float, budget: Budget | None = None
+        self, delivery: Delivery, archived: Location | None, received_at: float, budget: Budget | None = None
     ) -> None:
-        """Put the delivery on the bus (also how `replay` re-sends an archived delivery)."""
+        """Put an already archived delivery on the bus (how `replay` re-sends one)."""
         if self.bus is None:
             raise ForwardFailed("no event bus is configured")
-        detail = self._detail(delivery, archived, received_at, budget)
-        if budget is not None:
-            budget.check("forward")
-        with traced("forward"):
-            self.bus.put(delivery.event, detail)
+        self._send(delivery, self._plan(delivery, archived, received_at), budget)
 
-    def _detail(
-        self, delivery: Delivery, archived: envelope.Location | None, received_at: float, budget: Budget | None
-    ) -> str:
+    def _plan(self, delivery: Delivery, archived: Location | None, received_at: float) -> _Entry:
         # The entry re-serialises the payload compactly, so only its own size decides. A payload far
         # over the limit is not serialised just to be measured: GitHub sends compact JSON, so the
         # JSON text's length is close to the entry's.
@@ -71,20 +70,32 @@ class Handoff:
             except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack
                 raise MalformedPayload("payload nests too deeply to forward") from None
             if envelope.entry_size(delivery.event, inline) < self.max_entry_bytes:
-                return inline
-        if budget is not None:
-            budget.check("claim check")
-        location = self._claim_check(delivery, archived, received_at)
-        return envelope.detail(delivery, payload_location=location, archive_location=archived)
-
-    def _claim_check(
-        self, delivery: Delivery, archived: envelope.Location | None, received_at: float
-    ) -> envelope.Location:
+                return _Entry(inline)
         # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.
-        if archived is not None and delivery.content_type == JSON and archived.bucket == self.payload_bucket:
-            return archived
+        if archived is not None and delivery.form_json is None and archived.bucket == self.payload_bucket:
+            return _Entry(envelope.detail(delivery, payload_location=archived, archive_location=archived))
         if self.payload_bucket is None:
             raise ForwardFailed("payload exceeds the EventBridge entry limit and no PAYLOAD_BUCKET is configured")
-        key = "payloads/" + archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0] + ".json"
-        with traced("claim_check"):
-            return put_payload(self.payload_bucket, key, envelope.payload_json(delivery))
+        stem = archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0]
+        location = Location(self.payload_bucket, f"payloads/{stem}.json")
+        detail = envelope.detail(delivery, payload_location=location, archive_location=archived)
+        return _Entry(detail, claim_check=location)
+
+    def _send(self, delivery: Delivery, entry: _Entry, budget: Budget | None) -> None:
+        if entry.claim_check is not None:
+            if budget is not None:
+                budget.check("claim check")
+            with traced("claim_check"):
+                put_payload(entry.claim_check.bucket, entry.claim_check.key, envelope.payload_json(delivery))
+        if budget is not None:
+            budget.check("forward")
+        with traced("forward"):
+            self.bus.put(delivery.event, entry.detail)  # type: ignore[union-attr]  # checked by the callers
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A planned PutEvents entry, and the claim-check object to write first (if any)."""
+
+    detail: str
+    claim_check: Location | None = None

@@ -62,6 +62,7 @@ class SsmSecrets:
         self._last_call = float("-inf")
         self._raw: str | None = None
         self._parsed: tuple[bytes, ...] = ()
+        self._failed = False
         self._lock = threading.Lock()
 
     def current(self) -> tuple[bytes, ...]:
@@ -74,10 +75,19 @@ class SsmSecrets:
             return self._get(force_fetch=True)
 
     def _get(self, *, force_fetch: bool) -> tuple[bytes, ...]:
+        # After a failed read, SSM is not asked again until the interval has passed: an outage or
+        # throttling must not turn every request (forgeries included) into another GetParameter.
+        # Meanwhile the last secrets read, if any, keep verifying GitHub's deliveries.
+        if self._failed and self._clock() - self._last_call < self._refresh_interval:
+            if self._parsed:
+                return self._parsed
+            raise SecretUnavailable("secret parameter unreadable recently; not retried yet")
         try:
             value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch)
         except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
+            self._failed = True
             raise SecretUnavailable(f"cannot read the secret parameter ({type(exc).__name__})") from None
+        self._failed = False
         if value is not self._raw:
             if not isinstance(value, str):
                 raise SecretUnavailable("secret parameter is not a string")

@@ -166,3 +166,28 @@ def test_store_raises_rather_than_returning_nothing(aws: None) -> None:
     store = SsmSecrets("/missing", max_age=300, refresh_interval=30)
     with pytest.raises(SecretUnavailable):
         store.current()
+
+
+def test_failed_read_is_not_retried_per_request(
+    send: Send, ssm_secret: str, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SSM outage must not become a GetParameter per request (forgeries included)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    for secret in ("forged", DEV_SECRET) * 10:
+        answer = send(*signed("push", secret=secret))
+        assert (answer.status, answer.body["error"]) == (503, "secret_unavailable")
+    assert len(ssm_calls) == 1  # one failed read, then fail fast for WEBHOOK_SECRET_REFRESH_INTERVAL
+
+
+def test_failed_read_is_retried_after_the_interval(aws: None, ssm_calls: list[str]) -> None:
+    clock = Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    with pytest.raises(SecretUnavailable):
+        store.current()  # no parameter yet
+    put_secret("now-there")
+    clock.now += 10
+    with pytest.raises(SecretUnavailable, match="not retried yet"):
+        store.current()
+    clock.now += 21
+    assert store.current() == (b"now-there",)
+    assert len(ssm_calls) == 2

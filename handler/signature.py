@@ -42,7 +42,8 @@ class Signature(NamedTuple):
             if algorithm == "sha1" and not allow_sha1:
                 break
             value = headers.get(name)
-            if value:
+            # Present, even empty, counts: an empty SHA-256 header must not let SHA-1 through.
+            if value is not None:
                 # Header values are compared as bytes: compare_digest rejects non-ASCII str.
                 return cls(algorithm, value.strip().encode("utf-8", "replace"))
         raise MissingSignature()

@@ -11,7 +11,8 @@ from devkit.github import DEV_SECRET
 
 def describe(event: dict[str, Any]) -> str:
     detail = event["detail"]
-    where = "payload inline" if "payload" in detail else f"payload at s3://{detail['payload_location']['key']}"
+    location = detail.get("payload_location", {})
+    where = "payload inline" if "payload" in detail else f"payload at s3://{location['bucket']}/{location['key']}"
     archived = detail.get("archive_location", {}).get("key", "not archived")
     action = f".{detail['action']}" if detail.get("action") else ""
     return f"bus <- {event['detail-type']}{action} {detail['delivery_id']} ({where}; archive {archived})"

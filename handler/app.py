@@ -26,7 +26,7 @@ from handler.eventbridge import EventBus
 from handler.handoff import Handoff
 from handler.receiver import Receiver
 from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
-from handler.telemetry import count, log_unexpected, logger, metric
+from handler.telemetry import count_cold_start, log_unexpected, logger, metric
 
 # The one place where outcomes become HTTP status codes.
 STATUS: dict[type[Exception], int] = {
@@ -101,6 +101,9 @@ async def webhook(request: Request) -> Response:
         extra = {"error": exc.code, "detail": exc.detail, **metric("HandoffFailed", target=exc.target)}
         logger.error("receiver not configured", extra=extra)
         return error_response(exc)
+    except Exception as exc:  # e.g. no AWS region for a client: still a configuration problem, still JSON
+        log_unexpected(exc, "receiver not configured", extra=metric("HandoffFailed", target="config"))
+        return error_response(errors.ConfigurationError())
     try:
         # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
         source_ip = request.client.host if request.client else None
@@ -184,7 +187,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _cold_start
     if _cold_start:
         _cold_start = False
-        count("ColdStart")
+        count_cold_start()
     try:
         _check_event(event)
         return _asgi(event, context)

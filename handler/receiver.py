@@ -1,4 +1,4 @@
-"""The receiver's flow, top-down: size, signature, parse, hand off (once), route, answer.
+"""The receiver's flow, top-down: source, size, signature, parse, hand off (once), route, answer.
 
 No FastAPI and no boto3 here: the HTTP edge (``handler.app``) hands in headers and the raw
 body; the secret store, the hand-off, deduplication and the router are injected.

@@ -1,4 +1,5 @@
-"""Logs (Powertools Logger, JSON), metrics (Powertools Metrics, EMF) and traces (Powertools Tracer)."""
+"""Logs (Powertools Logger, JSON), metrics (CloudWatch EMF on those log lines; Powertools Metrics for
+the cold start) and traces (Powertools Tracer)."""
 
 from __future__ import annotations
 
@@ -53,12 +54,10 @@ def metric(*names: str, **dimensions: str) -> dict[str, Any]:
     }
 
 
-def count(name: str, **dimensions: str) -> None:
-    """Emit one EMF count now on a line of its own (Powertools Metrics), for events outside a delivery."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=_NAMESPACE) as metric:
-        metric.add_dimension(name="service", value=_SERVICE)
-        for key, value in dimensions.items():
-            metric.add_dimension(name=key, value=value)
+def count_cold_start() -> None:
+    """The ColdStart count, once per container, on a line of its own (Powertools Metrics)."""
+    with single_metric(name="ColdStart", unit=MetricUnit.Count, value=1, namespace=_NAMESPACE) as cold_start:
+        cold_start.add_dimension(name="service", value=_SERVICE)
 
 
 def log_unexpected(exc: BaseException, message: str = "unexpected error", extra: dict[str, Any] | None = None) -> None:

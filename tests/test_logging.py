@@ -76,14 +76,23 @@ def test_every_line_of_an_accepted_delivery_names_it(send: Send, logs: Logs) -> 
     body, headers = signed("pull_request")
     assert send(body, headers).status == 202
     lines = logs.records
-    # The acceptance, then the example pull_request.opened route handler's own line.
-    assert [line["message"] for line in lines] == ["delivery accepted", "pull request opened"]
+    assert [line["message"] for line in lines] == ["delivery accepted"]  # one line, metrics included
     for line in lines:
         assert line["delivery_id"] == headers["x-github-delivery"]
         assert line["event"] == "pull_request"
         assert line["action"] == "opened"
         assert line["hook_id"] == headers["x-github-hook-id"]
         assert line["repository"] == "octo-org/hello-webhooks"
+
+
+def test_a_route_handler_line_carries_the_delivery_keys_too(send: Send, logs: Logs) -> None:
+    body, headers = signed("ping")
+    assert send(body, headers).status == 202
+    assert [line["message"] for line in logs.records] == ["delivery accepted", "webhook ping"]
+    route_line = logs.records[1]
+    assert route_line["delivery_id"] == headers["x-github-delivery"]
+    assert route_line["hook_id"] == headers["x-github-hook-id"]
+    assert route_line["repository"] == "octo-org/hello-webhooks"
 
 
 def test_rejection_is_logged_with_its_reason_and_claimed_identity(send: Send, logs: Logs) -> None:

@@ -195,3 +195,19 @@ def test_other_routes_and_methods_are_not_served() -> None:
     assert http.post("/other", content=b"{}").status_code == 404
     assert http.get("/docs").status_code == 404
     assert http.get("/openapi.json").status_code == 404
+
+
+def test_receiver_that_cannot_be_built_answers_json_503_and_logs_it(
+    send: Send, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # boto3 cannot make the DynamoDB client without a region: not an Unavailable, still no plain 500.
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "deliveries")
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    answer = send(*signed("push"))
+    assert answer.status == 503
+    assert answer.body == {"error": "misconfigured", "message": "receiver configuration is invalid"}
+    [line] = logs.records
+    assert line["message"] == "receiver not configured"
+    assert line["error_type"] == "NoRegionError"
+    assert logs.metrics == [("HandoffFailed", {"target": "config"})]

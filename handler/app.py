@@ -44,7 +44,7 @@ STATUS: dict[type[Exception], int] = {
 }
 
 
-def status_for(exc: errors.Rejected | errors.Unavailable) -> int:
+def status_for(exc: errors.Outcome) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -135,7 +135,7 @@ def json_response(status: int, content: dict[str, Any]) -> Response:
     return Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
 
 
-def error_response(exc: errors.Rejected | errors.Unavailable) -> Response:
+def error_response(exc: errors.Outcome) -> Response:
     return json_response(status_for(exc), {"error": exc.code, "message": exc.public_message})
 
 

@@ -8,12 +8,11 @@ status for each lives in exactly one place, ``handler.app``.
 from __future__ import annotations
 
 
-class Rejected(Exception):
-    """The request is refused: the client (or an attacker) sent something we will not accept."""
+class Outcome(Exception):
+    """An answer other than 2xx: a ``code``, a class-level safe ``message``, an instance ``detail``."""
 
-    code = "rejected"
-    message = "request rejected"
-    reason = "malformed"  # the DeliveryRejected metric's dimension
+    code = "error"
+    message = "request not accepted"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -25,6 +24,14 @@ class Rejected(Exception):
     @property
     def public_message(self) -> str:
         return self.detail
+
+
+class Rejected(Outcome):
+    """The request is refused: the client (or an attacker) sent something we will not accept."""
+
+    code = "rejected"
+    message = "request rejected"
+    reason = "malformed"  # the DeliveryRejected metric's dimension
 
 
 class ForbiddenSource(Rejected):
@@ -87,7 +94,7 @@ class InvalidEvent(Rejected):
     message = "not an API Gateway HTTP API payload format 2.0 event"
 
 
-class Unavailable(Exception):
+class Unavailable(Outcome):
     """A dependency failed: the delivery was not accepted and GitHub should redeliver it."""
 
     code = "unavailable"
@@ -96,13 +103,6 @@ class Unavailable(Exception):
     # Failures after verification may explain themselves to GitHub (Recent Deliveries shows it);
     # failures before it answer every caller, so they keep their detail for the log.
     detail_is_public = True
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.message)
-
-    @property
-    def detail(self) -> str:
-        return str(self)
 
     @property
     def public_message(self) -> str:

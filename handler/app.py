@@ -109,7 +109,7 @@ async def webhook(request: Request) -> Response:
         source_ip = request.client.host if request.client else None
         headers = header_map(request.scope["headers"])
         receipt = receive(headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
-    except (errors.Rejected, errors.Unavailable) as exc:
+    except errors.Outcome as exc:
         return error_response(exc)  # the receiver has logged it
     except Exception:  # a bug, logged by the receiver: answer without leaking anything
         return json_response(500, {"error": "internal_error", "message": "internal error"})

@@ -48,8 +48,8 @@ class Handoff:
             budget.check("archive")
             with traced("archive"):
                 self.archive.store(delivery, headers, received_at)
-        if entry is not None:
-            self._send(delivery, entry, budget)
+        if self.bus is not None and entry is not None:
+            self._send(self.bus, delivery, entry, budget)
 
     def forward(
         self, delivery: Delivery, archived: Location | None, received_at: float, budget: Budget | None = None
@@ -57,7 +57,7 @@ class Handoff:
         """Put an already archived delivery on the bus (how `replay` re-sends one)."""
         if self.bus is None:
             raise ForwardFailed("no event bus is configured")
-        self._send(delivery, self._plan(delivery, archived, received_at), budget)
+        self._send(self.bus, delivery, self._plan(delivery, archived, received_at), budget)
 
     def _plan(self, delivery: Delivery, archived: Location | None, received_at: float) -> _Entry:
         # The entry re-serialises the payload compactly, so only its own size decides. A payload far
@@ -81,7 +81,7 @@ class Handoff:
         detail = envelope.detail(delivery, payload_location=location, archive_location=archived)
         return _Entry(detail, claim_check=location)
 
-    def _send(self, delivery: Delivery, entry: _Entry, budget: Budget | None) -> None:
+    def _send(self, bus: EventBus, delivery: Delivery, entry: _Entry, budget: Budget | None) -> None:
         if entry.claim_check is not None:
             if budget is not None:
                 budget.check("claim check")
@@ -90,7 +90,7 @@ class Handoff:
         if budget is not None:
             budget.check("forward")
         with traced("forward"):
-            self.bus.put(delivery.event, entry.detail)  # type: ignore[union-attr]  # checked by the callers
+            bus.put(delivery.event, entry.detail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import gc
 import json
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -17,6 +19,7 @@ from fastapi.responses import Response
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 from snapshot_restore_py import register_after_restore, register_before_snapshot
+from starlette.exceptions import HTTPException
 
 from handler import errors, routes
 from handler.archive import Archive
@@ -27,6 +30,18 @@ from handler.handoff import Handoff
 from handler.receiver import Receiver
 from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
 from handler.telemetry import count_cold_start, log_unexpected, logger, metric
+
+
+# Refusals the framework decides (routing) rather than the receiver: same shape, same table.
+class NotFound(errors.Rejected):
+    code = "not_found"
+    message = "not found: this server answers POST /webhook only"
+
+
+class MethodNotAllowed(errors.Rejected):
+    code = "method_not_allowed"
+    message = "method not allowed: /webhook accepts POST only"
+
 
 # The one place where outcomes become HTTP status codes.
 STATUS: dict[type[Exception], int] = {
@@ -41,6 +56,8 @@ STATUS: dict[type[Exception], int] = {
     errors.InvalidEvent: 400,
     errors.InProgress: 409,
     errors.Unavailable: 503,
+    NotFound: 404,
+    MethodNotAllowed: 405,
 }
 
 
@@ -88,15 +105,27 @@ def _secret_store(settings: Settings) -> SecretStore:
     return StaticSecrets(settings.secrets)
 
 
-app = FastAPI(title="GitHub webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+# redirect_slashes=False: "/webhook/" is not found (JSON 404), not a 307 with an empty body.
+app = FastAPI(title="GitHub webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+_ROUTING_REFUSALS: dict[int, type[errors.Rejected]] = {404: NotFound, 405: MethodNotAllowed}
+
+
+@app.exception_handler(HTTPException)
+async def framework_refusal(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own answers (unknown path, other method) in the receiver's error shape, not
+    FastAPI's ``{"detail": ...}``; its headers (``Allow: POST`` on a 405) are kept."""
+    refusal = _ROUTING_REFUSALS.get(exc.status_code)
+    if refusal is not None:
+        return error_response(refusal(), headers=exc.headers)
+    # Nothing in this app raises another status today; should one appear, it keeps the shape.
+    return error_response(errors.Outcome(), status=exc.status_code, headers=exc.headers)
 
 
 @app.post("/webhook")
 async def webhook(request: Request) -> Response:
-    # No Pydantic body model: the signature covers the exact bytes GitHub sent.
-    body = await request.body()
     try:
-        receive = receiver().receive
+        current = receiver()
+        receive = current.receive
     except errors.Unavailable as exc:  # invalid configuration
         extra = {"error": exc.code, "detail": exc.detail, **metric("HandoffFailed", target=exc.target)}
         logger.error("receiver not configured", extra=extra)
@@ -104,16 +133,48 @@ async def webhook(request: Request) -> Response:
     except Exception as exc:  # e.g. no AWS region for a client: still a configuration problem, still JSON
         log_unexpected(exc, "receiver not configured", extra=metric("HandoffFailed", target="config"))
         return error_response(errors.ConfigurationError())
+    headers = header_map(request.scope["headers"])
+    # No Pydantic body model: the signature covers the exact bytes GitHub sent.
+    body = await read_body(request, current.max_body_bytes)
+    if body is None:
+        too_large = errors.PayloadTooLarge()
+        current.refuse(headers, too_large)
+        return error_response(too_large)
     try:
         # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
         source_ip = request.client.host if request.client else None
-        headers = header_map(request.scope["headers"])
         receipt = receive(headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
     except errors.Outcome as exc:
         return error_response(exc)  # the receiver has logged it
     except Exception:  # a bug, logged by the receiver: answer without leaking anything
         return json_response(500, {"error": "internal_error", "message": "internal error"})
     return json_response(202, {"status": receipt.status, "delivery_id": receipt.delivery.delivery_id})
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None when it is over ``limit``, without ever holding more than ``limit`` bytes.
+
+    Under uvicorn a declared Content-Length over the limit is refused before any of the body is
+    read, and a body without one (chunked) is read chunk by chunk until it passes the limit. Under
+    Mangum the event already holds the whole body: it goes to the receiver as before, which checks
+    the source, then the size.
+    """
+    if "aws.event" in request.scope:
+        return await request.body()
+    try:
+        declared = int(request.headers.get("content-length", ""))
+    except ValueError:  # absent (the server rejects a malformed one): the stream is bounded below
+        declared = None
+    if declared is not None and declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -135,8 +196,14 @@ def json_response(status: int, content: dict[str, Any]) -> Response:
     return Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
 
 
-def error_response(exc: errors.Outcome) -> Response:
-    return json_response(status_for(exc), {"error": exc.code, "message": exc.public_message})
+def error_response(
+    exc: errors.Outcome, *, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The one error body: ``{"error": <code>, "message": <one line>}``."""
+    response = json_response(status or status_for(exc), {"error": exc.code, "message": exc.public_message})
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 class _HttpApiV2(HTTPGateway):
@@ -171,6 +238,20 @@ class _HttpApiV2(HTTPGateway):
         return decoded
 
 
+def _event_loop_for_mangum() -> None:
+    """Give this thread an event loop before Mangum looks for one.
+
+    Mangum calls ``asyncio.get_event_loop()`` when it is built and on every invocation; since
+    Python 3.12 that warns when the thread has no loop yet (3.14 raises). Under uvicorn the app is
+    imported inside a running loop and Mangum is never called, so nothing is set there.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+_event_loop_for_mangum()
 _asgi = Mangum(app, lifespan="off", custom_handlers=[_HttpApiV2])
 _cold_start = True
 

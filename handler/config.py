@@ -72,8 +72,19 @@ class Settings:
 
 
 def split_secrets(value: str) -> tuple[bytes, ...]:
-    """One secret per line (two during a rotation); blank lines and surrounding spaces are ignored."""
-    return tuple(line.strip().encode() for line in value.splitlines() if line.strip())
+    r"""One secret per line (two during a rotation); blank lines and surrounding spaces are ignored.
+
+    Lines end at ``\n`` only (a trailing ``\r`` is dropped): ``str.splitlines()`` would also cut at
+    form feeds, vertical tabs, ``\x1c``-``\x1e``, ``\x85``, U+2028 and U+2029, turning one secret
+    that contains them into short pieces that each verify.
+
+    >>> split_secrets("old-secret\r\n\n  new-secret \n")
+    (b'old-secret', b'new-secret')
+    >>> split_secrets("one\x0bsecret\u2028whole")
+    (b'one\x0bsecret\xe2\x80\xa8whole',)
+    """
+    lines = (line.strip(" \t\r") for line in value.split("\n"))
+    return tuple(line.encode() for line in lines if line)
 
 
 def service_name(environ: Mapping[str, str] | None = None) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from handler.aws_clients import client
 from handler.config import split_secrets
 from handler.errors import SecretUnavailable
+from handler.telemetry import logger
 
 
 class SecretStore(Protocol):
@@ -86,7 +87,15 @@ class SsmSecrets:
             value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch)
         except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
             self._failed = True
-            raise SecretUnavailable(f"cannot read the secret parameter ({type(exc).__name__})") from None
+            why = f"cannot read the secret parameter ({type(exc).__name__})"
+            if self._parsed and not force_fetch:
+                # Max age passed and SSM failed: the secrets read before keep verifying (a forgery still
+                # fails against them). Failing closed here would turn an SSM outage into lost deliveries.
+                logger.warning(
+                    "secret parameter unreadable; verifying with the secrets read before", extra={"detail": why}
+                )
+                return self._parsed
+            raise SecretUnavailable(why) from None
         self._failed = False
         if value is not self._raw:
             if not isinstance(value, str):

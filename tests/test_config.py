@@ -75,6 +75,19 @@ def test_split_secrets() -> None:
     assert split_secrets("a\nb\n") == (b"a", b"b")
     assert split_secrets("  \n") == ()
     assert split_secrets("é") == ("é".encode(),)
+    assert split_secrets(" old \r\n\r\n\tnew\t\r\n") == (b"old", b"new")
+
+
+# Every character str.splitlines() treats as a line break, except \n and \r.
+NOT_LINE_BREAKS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("separator", NOT_LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in NOT_LINE_BREAKS])
+def test_a_secret_is_cut_at_newlines_only(separator: str) -> None:
+    """A secret containing a character splitlines() would cut at stays whole: no short piece verifies."""
+    secret = f"first-half{separator}x"
+    assert split_secrets(secret) == (secret.encode(),)
+    assert split_secrets(f"{secret}\nsecond") == (secret.encode(), b"second")
 
 
 @pytest.mark.parametrize(

@@ -191,3 +191,36 @@ def test_failed_read_is_retried_after_the_interval(aws: None, ssm_calls: list[st
     clock.now += 21
     assert store.current() == (b"now-there",)
     assert len(ssm_calls) == 2
+
+
+def test_expired_cache_and_failing_ssm_keep_verifying_with_the_secrets_read_before(
+    send: Send, ssm_secret: str, ssm_calls: list[str], logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past max age SSM fails: GitHub's deliveries are still accepted, a forgery is still 401 (not 503)."""
+    monkeypatch.setenv("WEBHOOK_SECRET_MAX_AGE", "1")
+    reset_receiver()
+    assert send(*signed("push")).status == 202
+    boto3.client("ssm").delete_parameter(Name=SECRET_PARAMETER)
+    time.sleep(1.05)  # Powertools' cache runs on the wall clock
+    assert send(*signed("push")).status == 202
+    forged = send(*signed("push", secret="forged"))
+    assert (forged.status, forged.body["error"]) == (401, "signature_mismatch")
+    assert len(ssm_calls) == 2  # the failed read is not repeated within the refresh interval
+    assert any(line["message"].startswith("secret parameter unreadable") for line in logs.records)
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x1e", "\u2028"], ids=["form feed", "record separator", "U+2028"])
+def test_a_piece_of_a_secret_never_verifies(
+    send: Send, ssm_secret: str, monkeypatch: pytest.MonkeyPatch, separator: str
+) -> None:
+    """str.splitlines() would cut this secret into pieces, and the one-character piece would verify."""
+    secret = f"first-part-of-the-secret{separator}x"
+    put_secret(secret)
+    assert send(*signed("push", secret="x")).status == 401
+    assert send(*signed("push", secret="first-part-of-the-secret")).status == 401
+    assert send(*signed("push", secret=secret)).status == 202
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)  # the literal secret follows the same rule
+    monkeypatch.delenv("WEBHOOK_SECRET_PARAMETER")
+    reset_receiver()
+    assert send(*signed("push", secret="x")).status == 401
+    assert send(*signed("push", secret=secret)).status == 202

@@ -19,24 +19,29 @@ from collections.abc import Mapping
 from handler.aws_clients import client, error_code
 from handler.delivery import FORM, JSON, Delivery
 from handler.envelope import Location
-from handler.errors import ArchiveFailed
+from handler.errors import ArchiveFailed, OutOfTime
 
 PREFIX = "deliveries/"
 _KEY = re.compile(
     r"deliveries/\d{4}/\d{2}/\d{2}/\d{2}/(?P<stamp>\d{8}T\d{6}\.\d{3}Z)_(?P<event>[a-z0-9_]+)_(?P<delivery_id>[A-Za-z0-9-]+)\.(?:json|form)"
 )
-# Headers worth keeping for replay and audit. Never the signatures.
+# Headers worth keeping for replay and audit, most important first. Never the signatures.
 ARCHIVED_HEADERS = (
     "x-github-event",
     "x-github-delivery",
+    "content-type",
     "x-github-hook-id",
     "x-github-hook-installation-target-type",
     "x-github-hook-installation-target-id",
     "x-github-enterprise-host",
     "x-github-enterprise-version",
     "user-agent",
-    "content-type",
 )
+# S3 refuses user metadata over 2 KB (UTF-8 bytes of keys and values). Keys are counted with their
+# "x-amz-meta-" prefix, so the total fits however S3 counts it.
+METADATA_MAX_BYTES = 2048
+METADATA_KEY_PREFIX = "x-amz-meta-"
+METADATA_VALUE_MAX_CHARS = 256
 
 
 def archive_key(delivery: Delivery, received_at: float) -> str:
@@ -55,12 +60,24 @@ def parse_key(key: str) -> dict[str, str] | None:
 
 
 def archived_metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    """GitHub headers as S3 user metadata: ASCII, printable, short; signatures never included."""
+    """GitHub headers as S3 user metadata: ASCII, printable, signatures never included, and within
+    S3's 2 KB whatever the headers' lengths (headers are not signed, so anyone can make them long).
+
+    Each value is cut to 256 characters; a header that no longer fits is cut to the room left, or
+    dropped, in the order of ARCHIVED_HEADERS (event and delivery id first).
+    """
     metadata = {}
+    room = METADATA_MAX_BYTES
     for name in ARCHIVED_HEADERS:
         value = headers.get(name)
-        if value and value.isascii() and value.isprintable():
-            metadata[name] = value[:256]
+        if not (value and value.isascii() and value.isprintable()):
+            continue
+        space = room - len(METADATA_KEY_PREFIX) - len(name)
+        if space <= 0:
+            continue
+        value = value[: min(METADATA_VALUE_MAX_CHARS, space)]
+        metadata[name] = value
+        room = space - len(value)
     return metadata
 
 
@@ -85,6 +102,8 @@ class Archive:
                 Metadata=metadata,
                 ServerSideEncryption="AES256",
             )
+        except OutOfTime:
+            raise
         except Exception as exc:
             raise ArchiveFailed(f"S3 PutObject failed ({error_code(exc)})") from None
 
@@ -95,6 +114,8 @@ def put_payload(bucket: str, key: str, payload: bytes) -> Location:
         client("s3").put_object(
             Bucket=bucket, Key=key, Body=payload, ContentType="application/json", ServerSideEncryption="AES256"
         )
+    except OutOfTime:
+        raise
     except Exception as exc:
         raise ArchiveFailed(f"S3 PutObject of the payload failed ({error_code(exc)})") from None
     return Location(bucket, key)

@@ -7,6 +7,7 @@ first place the body's meaning is read.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,10 +139,55 @@ def form_payload(body: bytes) -> str:
 
 
 def _decode_json(text: bytes | str) -> dict[str, Any]:
+    """The payload, if it is a JSON object that can be written back as valid JSON in UTF-8.
+
+    ``json.loads`` alone is too lenient for a payload that must reach EventBridge (whose ``Detail``
+    must be valid JSON) and consumers: it guesses UTF-16/32, lets encoded surrogates through
+    (``surrogatepass``), accepts ``NaN``/``Infinity`` and turns ``1e999`` into infinity, all of which
+    ``json.dumps`` would write back as invalid JSON or fail to encode.
+    """
     try:
-        payload = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        if isinstance(text, bytes):
+            text = text.decode("utf-8-sig")  # strict: no surrogates; a BOM is ignored, as RFC 8259 allows
+        payload = json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
+    except _NonFinite:
+        raise MalformedPayload("payload has a number JSON cannot carry (NaN, Infinity or out of range)") from None
+    except UnicodeDecodeError:
+        raise MalformedPayload("payload is not valid UTF-8") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise MalformedPayload("payload is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise MalformedPayload("payload is not a JSON object")
+    # Escapes of surrogates are rare (GitHub writes UTF-8): only then is the payload re-encoded to find
+    # a lone one, which no UTF-8 writer can carry.
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(payload):
+        raise MalformedPayload("payload has an invalid Unicode escape (a lone surrogate)")
     return payload
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _non_finite(token: str) -> float:
+    raise _NonFinite(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):  # 1e999: valid JSON text, but not a number any JSON writer can write back
+        raise _NonFinite(token)
+    return value
+
+
+def _has_lone_surrogate(payload: dict[str, Any]) -> bool:
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:  # nested deeper than it can be written: refused when the entry is planned
+        return False
+    return False

@@ -31,6 +31,21 @@ _TRACING = tracing_enabled()
 _SERVICE = service_name()
 
 
+# A signed payload can put hundreds of kilobytes into `action` or `repository.full_name`: no value
+# from a request reaches a log line longer than this.
+LOG_VALUE_MAX_CHARS = 200
+
+
+def capped(value: str | None) -> str | None:
+    """``value`` fit for a log line: at most LOG_VALUE_MAX_CHARS characters (then "…"), and always
+    encodable as UTF-8, so that no value can make a line huge or make the line fail to be written."""
+    if value is None:
+        return None
+    if len(value) > LOG_VALUE_MAX_CHARS:
+        value = value[:LOG_VALUE_MAX_CHARS] + "…"
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def metric(*names: str, **dimensions: str) -> dict[str, Any]:
     """CloudWatch EMF fields that make a log line also count ``names`` (by ``service`` and ``dimensions``).
 

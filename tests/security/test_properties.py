@@ -308,7 +308,7 @@ def _is_guid(value: str) -> bool:
 
 
 def _payload(body: bytes, media: str) -> dict[str, Any] | None:
-    """A JSON object, or a form with exactly one ``payload`` field holding one; else None."""
+    """A JSON object the bus can carry, or a form with exactly one ``payload`` field holding one; else None."""
     try:
         if media == "application/x-www-form-urlencoded":
             fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
@@ -317,8 +317,11 @@ def _payload(body: bytes, media: str) -> dict[str, Any] | None:
                 return None
             payload = json.loads(values[0])
         else:
-            payload = json.loads(body)
-    except (ValueError, RecursionError):
+            payload = json.loads(body.decode("utf-8-sig"))  # UTF-8 only (RFC 8259), a BOM tolerated
+        # What the bus can carry: the payload written back as strict JSON in UTF-8 (no NaN or
+        # infinity, no lone surrogate).
+        json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         return None
     return payload if isinstance(payload, dict) else None
 

@@ -1,15 +1,29 @@
-"""boto3 clients with a time budget: GitHub gives up after 10 seconds, so must we, well before."""
+"""boto3 clients bound by the request's time budget: GitHub gives up after 10 seconds, so must we.
+
+Timeouts alone do not bound a call: botocore's worst case is (connect + read timeout) for each
+attempt plus the back-off between attempts (which honours a server's ``x-amz-retry-after``). So
+every client checks the active budget (``handler.budget``) before each attempt, and retries only
+when the back-off and one more whole attempt still fit. A call that does not fit is not started:
+it raises :class:`~handler.errors.OutOfTime` (a ``503 timeout``), or, for a retry, the failure it
+would have retried stands. This holds for the calls Powertools makes with these clients too
+(idempotency's put, update and delete; the SSM read).
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-# Short timeouts and bounded retries turn a slow dependency into a 503 that GitHub can redeliver,
-# instead of a Lambda timeout that GitHub records as a failure with no answer.
+from handler.budget import active_budget
+from handler.errors import OutOfTime
+
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
 MAX_ATTEMPTS = 2  # in all: the first try and one retry
+# The longest one attempt can wait on the network.
+ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
+# botocore sends S3 uploads with "Expect: 100-continue" and waits up to 1 s for it before the body.
+EXPECT_CONTINUE_SECONDS = 1.0
 
 
 @cache
@@ -18,12 +32,59 @@ def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # botocore's own retry handler is given one attempt, so that it never retries: _BudgetedRetry decides.
     config = Config(
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
-    return boto3.client(service, config=config)
+    aws = boto3.client(service, config=config)
+    name = aws.meta.service_model.service_id.hyphenize()
+    attempt = attempt_seconds(service)
+    aws.meta.events.register_first(f"before-send.{name}", _AttemptFits(attempt))
+    aws.meta.events.register(f"needs-retry.{name}", _BudgetedRetry(name, attempt))
+    return aws
+
+
+def attempt_seconds(service: str) -> float:
+    """The longest one attempt of a call to ``service`` can take: what must be left to start one."""
+    return ATTEMPT_SECONDS + (EXPECT_CONTINUE_SECONDS if service == "s3" else 0.0)
+
+
+class _AttemptFits:
+    """Before each attempt (the first and any retry): refuse to start one that could outlast the budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __call__(self, **_: Any) -> None:
+        budget = active_budget()
+        if budget is not None and budget.remaining() < self._seconds:
+            raise OutOfTime("not enough time left for a call to AWS")
+
+
+class _BudgetedRetry:
+    """botocore's standard retry rules (which errors are transient, exponential back-off with jitter),
+    up to MAX_ATTEMPTS, but only when the back-off and a whole attempt fit in the active budget."""
+
+    def __init__(self, service: str, attempt: float) -> None:
+        from botocore.retries import standard
+
+        self._attempt = attempt
+        self._adapter = standard.RetryEventAdapter()
+        self._conditions = standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS)
+        throttling = standard.ThrottlingErrorDetector(self._adapter)
+        self._backoff = standard.ExponentialBackoff(service_name=service, throttling_detector=throttling)
+
+    def __call__(self, **kwargs: Any) -> float | None:
+        context = self._adapter.create_retry_context(**kwargs)
+        if not self._conditions.is_retryable(context):
+            return None
+        delay = self._backoff.delay_amount(context)
+        budget = active_budget()
+        if budget is not None and budget.remaining() < delay + self._attempt:
+            return None  # the failure stands: a 503 now beats an answer after GitHub has given up
+        return delay
 
 
 def error_code(exc: BaseException) -> str:
@@ -34,6 +95,6 @@ def error_code(exc: BaseException) -> str:
     response: Any = getattr(exc, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
-        if isinstance(code, str) and code.isidentifier():
+        if isinstance(code, str) and code.isidentifier() and len(code) <= 64:
             return code
     return type(exc).__name__

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler.aws_clients import client, error_code
-from handler.errors import DeduplicationUnavailable, InProgress
+from handler.errors import DeduplicationUnavailable, InProgress, OutOfTime, Unavailable
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -74,8 +74,25 @@ class Deduplicator:
                 # The delivery is archived and on the bus: answering 503 would make GitHub's
                 # redelivery forward it again. The record stays INPROGRESS until it expires.
                 return UNRECORDED
+            # The table was not asked (no time was left for the call), not broken: the answer names the
+            # first failure, a hand-off's own or the timeout.
+            cause = _cause_when_out_of_time(exc)
+            if cause is not None:
+                raise cause from None
             raise DeduplicationUnavailable(f"idempotency store failed ({error_code(exc.__cause__ or exc)})") from None
         return result["status"]
+
+
+def _cause_when_out_of_time(exc: BaseException) -> Unavailable | None:
+    """When ``exc``'s chain holds an :class:`OutOfTime`, the earliest :class:`Unavailable` in it."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if not any(isinstance(link, OutOfTime) for link in chain):
+        return None
+    return next(link for link in reversed(chain) if isinstance(link, Unavailable))
 
 
 def _run(key: dict[str, str], work: Callable[[], None]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handler.aws_clients import client, error_code
 from handler.envelope import SOURCE
-from handler.errors import ForwardFailed
+from handler.errors import ForwardFailed, OutOfTime
 
 
 class EventBus:
@@ -16,6 +16,8 @@ class EventBus:
         entry = {"Source": SOURCE, "DetailType": detail_type, "Detail": detail_json, "EventBusName": self.name}
         try:
             response = client("events").put_events(Entries=[entry])
+        except OutOfTime:
+            raise
         except Exception as exc:
             raise ForwardFailed(f"PutEvents failed ({error_code(exc)})") from None
         # PutEvents reports per-entry failures in the response, not as an exception.

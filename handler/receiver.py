@@ -20,7 +20,7 @@ from handler.errors import ForbiddenSource, PayloadTooLarge, Rejected, Signature
 from handler.handoff import Handoff
 from handler.routing import Router
 from handler.secret_store import SecretStore
-from handler.telemetry import log_unexpected, logger, metric
+from handler.telemetry import capped, log_unexpected, logger, metric
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +61,56 @@ class Receiver:
         # Context for every log line of this request, removed at the end (uvicorn reuses the logger).
         keys = claimed_ids(headers)
         logger.append_keys(**keys)
-        try:
+        # While active, every AWS call made for this request checks the budget (handler.aws_clients).
+        with budget.active():
             try:
-                delivery = self._verified(headers, body, source_ip)
-                verified = {"action": delivery.action, "hook_id": delivery.hook_id, "repository": delivery.repository}
-                keys.update(verified)
-                logger.append_keys(**verified)
-                status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
-            except Rejected as exc:
-                extra = {"error": exc.code, **metric("DeliveryRejected", reason=exc.reason)}
-                logger.warning("delivery rejected", extra=extra)
-                raise
-            except Unavailable as exc:
-                extra = {"error": exc.code, "detail": exc.detail, **metric("HandoffFailed", target=exc.target)}
-                logger.error("delivery not accepted", extra=extra)
-                raise
-            except Exception as exc:
-                log_unexpected(exc, extra=metric("UnexpectedError"))
-                raise
-            self._log_outcome(delivery, status)
-            if status != DUPLICATE:
-                self._route(delivery)
-            return Receipt(ACCEPTED if status == UNRECORDED else status, delivery)
+                try:
+                    delivery = self._verified(headers, body, source_ip)
+                    verified = {
+                        "action": capped(delivery.action),
+                        "hook_id": delivery.hook_id,
+                        "repository": capped(delivery.repository),
+                    }
+                    keys.update(verified)
+                    logger.append_keys(**verified)
+                    status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
+                except Rejected as exc:
+                    self._log_rejected(exc)
+                    raise
+                except Unavailable as exc:
+                    extra = {
+                        "error": exc.code,
+                        "detail": capped(exc.detail),
+                        **metric("HandoffFailed", target=exc.target),
+                    }
+                    logger.error("delivery not accepted", extra=extra)
+                    raise
+                except Exception as exc:
+                    log_unexpected(exc, extra=metric("UnexpectedError"))
+                    raise
+                self._log_outcome(delivery, status)
+                if status != DUPLICATE:
+                    self._route(delivery)
+                return Receipt(ACCEPTED if status == UNRECORDED else status, delivery)
+            finally:
+                logger.remove_keys(keys)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._settings.max_body_bytes
+
+    def refuse(self, headers: Mapping[str, str], exc: Rejected) -> None:
+        """Log a refusal decided by the edge before :meth:`receive` (an oversized body it did not read)."""
+        keys = claimed_ids(headers)
+        logger.append_keys(**keys)
+        try:
+            self._log_rejected(exc)
         finally:
             logger.remove_keys(keys)
+
+    @staticmethod
+    def _log_rejected(exc: Rejected) -> None:
+        logger.warning("delivery rejected", extra={"error": exc.code, **metric("DeliveryRejected", reason=exc.reason)})
 
     def _log_outcome(self, delivery: Delivery, status: str) -> None:
         """The one line a delivery logs, carrying its metrics (EMF) too."""
@@ -119,7 +145,7 @@ class Receiver:
             fresh = self._secrets.refreshed()
         except Unavailable as exc:
             # Still a 401: a forged request must not learn that SSM is failing.
-            logger.warning("secret refresh failed", extra={"error": exc.code, "detail": exc.detail})
+            logger.warning("secret refresh failed", extra={"error": exc.code, "detail": capped(exc.detail)})
             fresh = None
         if fresh is not None:
             new = [secret for secret in fresh if secret not in known]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from handler.signature import sign
+from handler.core.signature import sign
 
 # The development secret: events/ are signed with it and `make serve` uses it. Never deploy it.
 DEV_SECRET = "dev-webhook-secret-do-not-use-in-production"  # noqa: S105 (public on purpose)

@@ -50,17 +50,17 @@ def invoke(event: dict[str, Any], *, env: dict[str, str]) -> dict[str, Any]:
     """
     from devkit.apigw import LambdaContext
     from handler import app
-    from handler.telemetry import logger
 
     saved = dict(os.environ)
-    previous = logger.registered_handler.setStream(sys.stderr)
     os.environ.update(env)
-    app.receiver.cache_clear()
+    app.forget_container_state()  # a new container: settings, telemetry and clients from ``env``
+    handler = app.telemetry().logger.registered_handler
+    previous = handler.setStream(sys.stderr)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return app.handler(event, LambdaContext())
     finally:
-        app.receiver.cache_clear()
-        logger.registered_handler.setStream(previous)
+        handler.setStream(previous)
         os.environ.clear()
         os.environ.update(saved)
+        app.forget_container_state()

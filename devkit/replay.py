@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from devkit.errors import USAGE, CliError
-from handler.archive import PREFIX, parse_key
-from handler.aws_clients import client, error_code
-from handler.config import DEFAULT_EVENT_MAX_ENTRY_BYTES
-from handler.delivery import parse_delivery
-from handler.envelope import Location
-from handler.errors import Rejected, Unavailable
-from handler.eventbridge import EventBus
-from handler.handoff import Handoff
+from handler.aws.clients import client, error_code
+from handler.aws.eventbridge import EventBus
+from handler.aws.s3 import S3PayloadStore
+from handler.core.archive import PREFIX, parse_key
+from handler.core.delivery import parse_delivery
+from handler.core.envelope import Location
+from handler.core.handoff import Handoff
+from handler.core.outcomes import Rejected, Unavailable
+from handler.core.settings import DEFAULT_EVENT_MAX_ENTRY_BYTES
 
 _STAMP = "%Y%m%dT%H%M%S"
 
@@ -97,7 +98,7 @@ def replay(
         return summary
     if not bus:
         raise CliError("give the bus with --bus (or EVENT_BUS_NAME)", USAGE)
-    handoff = Handoff(archive=None, bus=EventBus(bus), payload_bucket=bucket, max_entry_bytes=max_entry_bytes)
+    handoff = Handoff(targets=[EventBus(bus)], payloads=S3PayloadStore(bucket), max_entry_bytes=max_entry_bytes)
     for key in tqdm(keys, desc="replaying", unit="delivery", disable=not progress or not keys, file=sys.stderr):
         try:
             _send(handoff, bucket, key)

@@ -1,7 +1,10 @@
-"""HTTP edge: the FastAPI app, and the Lambda handler that feeds it API Gateway HTTP API events.
+"""The edge and the wiring: the FastAPI app, the Lambda handler that feeds it API Gateway HTTP API
+events, and the one place the core is connected to its AWS adapters.
 
 ``from handler.app import app, handler``: ``app`` is a plain ASGI app (uvicorn, tests);
-``handler`` is the Lambda entry point (``handler.app.handler`` in template.yaml).
+``handler`` is the Lambda entry point (``handler.app.handler`` in template.yaml). Nothing here
+reads configuration at import: settings, telemetry and the receiver are built per container, on
+the first request.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import binascii
 import gc
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -21,134 +24,132 @@ from mangum.handlers import HTTPGateway
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 from starlette.exceptions import HTTPException
 
-from handler import errors, routes
-from handler.archive import Archive
-from handler.aws_clients import client
-from handler.config import Settings
-from handler.eventbridge import EventBus
-from handler.handoff import Handoff
-from handler.receiver import Receiver
-from handler.secret_store import SecretStore, SsmSecrets, StaticSecrets
-from handler.telemetry import count_cold_start, log_unexpected, logger, metric
+from handler import listeners
+from handler.aws.clients import client
+from handler.aws.eventbridge import EventBus
+from handler.aws.s3 import S3Archive, S3PayloadStore
+from handler.aws.ssm import SsmSecrets
+from handler.aws.telemetry import PowertoolsTelemetry
+from handler.core import outcomes
+from handler.core.handoff import Handoff
+from handler.core.outcomes import Outcome
+from handler.core.ports import Secrets
+from handler.core.receiver import Receiver
+from handler.core.secrets import StaticSecrets
+from handler.core.settings import Settings, TelemetrySettings
 
 
-# Refusals the framework decides (routing) rather than the receiver: same shape, same table.
-class NotFound(errors.Rejected):
-    code = "not_found"
-    message = "not found: this server answers POST /webhook only"
-
-
-class MethodNotAllowed(errors.Rejected):
-    code = "method_not_allowed"
-    message = "method not allowed: /webhook accepts POST only"
-
-
-# The one place where outcomes become HTTP status codes.
-STATUS: dict[type[Exception], int] = {
-    errors.ForbiddenSource: 403,
-    errors.PayloadTooLarge: 413,
-    errors.MissingSignature: 401,
-    errors.SignatureMismatch: 401,
-    errors.UnsupportedMediaType: 415,
-    errors.MissingHeader: 400,
-    errors.InvalidHeader: 400,
-    errors.MalformedPayload: 400,
-    errors.InvalidEvent: 400,
-    errors.InProgress: 409,
-    errors.Unavailable: 503,
-    NotFound: 404,
-    MethodNotAllowed: 405,
-}
-
-
-def status_for(exc: errors.Outcome) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+@cache
+def telemetry() -> PowertoolsTelemetry:
+    """Logs, metrics and traces for this container, named by its environment."""
+    return PowertoolsTelemetry(TelemetrySettings.from_env())
 
 
 @cache
 def receiver() -> Receiver:
-    """Built once per container, on the first request (configuration errors become 503s)."""
+    """Built once per container, on the first request (configuration errors become 503s, and are
+    tried again on the next request)."""
     settings = Settings.from_env()
+    events = telemetry()
+    targets = [EventBus(settings.event_bus_name)] if settings.event_bus_name else []
+    # Another target (SQS, a second bus, Step Functions) is one more adapter in this list.
     handoff = Handoff(
-        archive=Archive(settings.archive_bucket) if settings.archive_bucket else None,
-        bus=EventBus(settings.event_bus_name) if settings.event_bus_name else None,
-        payload_bucket=settings.payload_bucket,
+        archive=S3Archive(settings.archive_bucket) if settings.archive_bucket else None,
+        targets=targets,
+        payloads=S3PayloadStore(settings.payload_bucket) if settings.payload_bucket else None,
         max_entry_bytes=settings.event_max_entry_bytes,
+        telemetry=events,
     )
-    dedup = None
+    once = None
     if settings.idempotency_table:
-        from handler.dedup import Deduplicator
+        from handler.aws.idempotency import Deduplicator
 
-        dedup = Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
-    return Receiver(settings, _secret_store(settings), handoff=handoff, dedup=dedup, router=routes.router)
-
-
-@register_before_snapshot
-@register_after_restore
-def forget_container_state() -> None:
-    """SnapStart: no secret, cached settings or AWS client (credentials, connections) goes into a
-    snapshot or survives a restore; the first request after a restore builds them afresh."""
-    receiver.cache_clear()
-    client.cache_clear()
+        once = Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
+    return Receiver(
+        settings, _secrets(settings, events), telemetry=events, handoff=handoff, once=once, router=listeners.router
+    )
 
 
-def _secret_store(settings: Settings) -> SecretStore:
+def _secrets(settings: Settings, events: PowertoolsTelemetry) -> Secrets:
     if settings.secret_parameter:
         return SsmSecrets(
             settings.secret_parameter,
             max_age=settings.secret_max_age,
             refresh_interval=settings.secret_refresh_interval,
+            telemetry=events,
         )
     return StaticSecrets(settings.secrets)
 
 
+@register_before_snapshot
+@register_after_restore
+def forget_container_state() -> None:
+    """A new container's start: no secret, cached settings or AWS client (credentials, connections)
+    goes into a SnapStart snapshot or survives a restore; the first request builds them afresh.
+    (Also how `webhook invoke` and the tests start each run from a given environment.)"""
+    receiver.cache_clear()
+    telemetry.cache_clear()
+    _lambda_entry.cache_clear()
+    client.cache_clear()
+
+
 # redirect_slashes=False: "/webhook/" is not found (JSON 404), not a 307 with an empty body.
 app = FastAPI(title="GitHub webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-_ROUTING_REFUSALS: dict[int, type[errors.Rejected]] = {404: NotFound, 405: MethodNotAllowed}
+_ROUTING_REFUSALS: dict[int, type[Outcome]] = {404: outcomes.NotFound, 405: outcomes.MethodNotAllowed}
+
+
+@app.exception_handler(Outcome)
+async def refusal(request: Request, exc: Outcome) -> Response:
+    """Every outcome the route raises becomes the one error body (the receiver has logged it)."""
+    return error_response(exc)
 
 
 @app.exception_handler(HTTPException)
 async def framework_refusal(request: Request, exc: HTTPException) -> Response:
-    """Starlette's own answers (unknown path, other method) in the receiver's error shape, not
-    FastAPI's ``{"detail": ...}``; its headers (``Allow: POST`` on a 405) are kept."""
-    refusal = _ROUTING_REFUSALS.get(exc.status_code)
-    if refusal is not None:
-        return error_response(refusal(), headers=exc.headers)
-    # Nothing in this app raises another status today; should one appear, it keeps the shape.
-    return error_response(errors.Outcome(), status=exc.status_code, headers=exc.headers)
+    """Starlette's own answers (unknown path, other method) in the same shape, not FastAPI's
+    ``{"detail": ...}``; its headers (``Allow: POST`` on a 405) are kept."""
+    return error_response(_ROUTING_REFUSALS.get(exc.status_code, Outcome)(), headers=exc.headers)
 
 
 @app.post("/webhook")
 async def webhook(request: Request) -> Response:
-    try:
-        current = receiver()
-        receive = current.receive
-    except errors.Unavailable as exc:  # invalid configuration
-        extra = {"error": exc.code, "detail": exc.detail, **metric("HandoffFailed", target=exc.target)}
-        logger.error("receiver not configured", extra=extra)
-        return error_response(exc)
-    except Exception as exc:  # e.g. no AWS region for a client: still a configuration problem, still JSON
-        log_unexpected(exc, "receiver not configured", extra=metric("HandoffFailed", target="config"))
-        return error_response(errors.ConfigurationError())
+    current = _configured_receiver()
     headers = header_map(request.scope["headers"])
     # No Pydantic body model: the signature covers the exact bytes GitHub sent.
     body = await read_body(request, current.max_body_bytes)
     if body is None:
-        too_large = errors.PayloadTooLarge()
+        too_large = outcomes.PayloadTooLarge()
         current.refuse(headers, too_large)
-        return error_response(too_large)
+        raise too_large
+    # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
+    source_ip = request.client.host if request.client else None
     try:
-        # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
-        source_ip = request.client.host if request.client else None
-        receipt = receive(headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
-    except errors.Outcome as exc:
-        return error_response(exc)  # the receiver has logged it
-    except Exception:  # a bug, logged by the receiver: answer without leaking anything
-        return json_response(500, {"error": "internal_error", "message": "internal error"})
-    return json_response(202, {"status": receipt.status, "delivery_id": receipt.delivery.delivery_id})
+        receipt = current.receive(headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
+    except Outcome:
+        raise
+    except Exception:  # a bug, logged by the receiver: answered without leaking anything
+        raise Outcome() from None
+    return json_response(202, {"status": receipt.status.value, "delivery_id": receipt.delivery.delivery_id})
+
+
+def _configured_receiver() -> Receiver:
+    try:
+        return receiver()
+    except outcomes.Unavailable as exc:  # invalid configuration
+        telemetry().log(
+            "error",
+            "receiver not configured",
+            metrics=["HandoffFailed"],
+            dimensions={"target": exc.target},
+            error=exc.code,
+            detail=exc.detail,
+        )
+        raise
+    except Exception as exc:  # e.g. no AWS region for a client: still a configuration problem, still JSON
+        telemetry().unexpected(
+            exc, "receiver not configured", metrics=["HandoffFailed"], dimensions={"target": "config"}
+        )
+        raise outcomes.ConfigurationError() from None
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -196,11 +197,9 @@ def json_response(status: int, content: dict[str, Any]) -> Response:
     return Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
 
 
-def error_response(
-    exc: errors.Outcome, *, status: int | None = None, headers: Mapping[str, str] | None = None
-) -> Response:
-    """The one error body: ``{"error": <code>, "message": <one line>}``."""
-    response = json_response(status or status_for(exc), {"error": exc.code, "message": exc.public_message})
+def error_response(exc: Outcome, *, headers: Mapping[str, str] | None = None) -> Response:
+    status, body = outcomes.answer(exc)
+    response = json_response(status, body)
     if headers:
         response.headers.update(headers)
     return response
@@ -224,7 +223,7 @@ class _HttpApiV2(HTTPGateway):
             try:
                 return body.encode()
             except UnicodeEncodeError:  # lone surrogates cannot come from API Gateway
-                raise errors.InvalidEvent("body is not valid UTF-8 text") from None
+                raise outcomes.InvalidEvent("body is not valid UTF-8 text") from None
         try:
             decoded = binascii.a2b_base64(body, strict_mode=True)
             # strict_mode still lets through an extra "=" after a full group and non-zero pad bits:
@@ -234,7 +233,7 @@ class _HttpApiV2(HTTPGateway):
             if len(body) % 4 or canonical_tail != tail:
                 raise ValueError("not canonical base64")
         except (binascii.Error, ValueError):
-            raise errors.InvalidEvent("body is marked base64 but is not valid base64") from None
+            raise outcomes.InvalidEvent("body is marked base64 but is not valid base64") from None
         return decoded
 
 
@@ -256,57 +255,72 @@ _asgi = Mangum(app, lifespan="off", custom_handlers=[_HttpApiV2])
 _cold_start = True
 
 
-# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
-@logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
+    return _lambda_entry()(event, context)
+
+
+@cache
+def _lambda_entry() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    # Built per container, so that the logger is named by the environment of the moment. log_event
+    # stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
+    return telemetry().logger.inject_lambda_context(log_event=False, clear_state=True)(_invoke)
+
+
+def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    events = telemetry()
     # The correlation id is requestContext.requestId (Powertools' API_GATEWAY_HTTP path), read
-    # directly: a JMESPath query per invocation cost more than the rest of the log line.
+    # directly: cheaper than a JMESPath query per invocation.
     context_of_request = event.get("requestContext") if isinstance(event, dict) else None
     request_id = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
-    logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
+    events.logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
     global _cold_start
     if _cold_start:
         _cold_start = False
-        count_cold_start()
+        events.count_cold_start()
     try:
         _check_event(event)
         return _asgi(event, context)
-    except errors.InvalidEvent as exc:
+    except outcomes.InvalidEvent as exc:
         rejected = exc
     except Exception as exc:  # Mangum could not turn the event into a request (the app itself never raises)
-        log_unexpected(exc, "could not process the Lambda event")
-        rejected = errors.InvalidEvent()
-    logger.warning(
-        "invalid Lambda event", extra={"error": rejected.code, **metric("DeliveryRejected", reason=rejected.reason)}
+        events.unexpected(exc, "could not process the Lambda event")
+        rejected = outcomes.InvalidEvent()
+    events.log(
+        "warning",
+        "invalid Lambda event",
+        metrics=["DeliveryRejected"],
+        dimensions={"reason": rejected.reason},
+        error=rejected.code,
     )
+    status, body = outcomes.answer(rejected)
     return {
-        "statusCode": status_for(rejected),
+        "statusCode": status,
         "headers": {"content-type": "application/json"},
-        "body": json.dumps({"error": rejected.code, "message": rejected.detail}),
+        "body": json.dumps(body),
         "isBase64Encoded": False,
     }
 
 
 def _check_event(event: Any) -> None:
     if not isinstance(event, dict) or event.get("version") != "2.0":
-        raise errors.InvalidEvent()
+        raise outcomes.InvalidEvent()
     http = event.get("requestContext", {}).get("http") if isinstance(event.get("requestContext"), dict) else None
     if not (isinstance(http, dict) and isinstance(http.get("method"), str) and isinstance(http.get("path"), str)):
-        raise errors.InvalidEvent("requestContext.http is missing")
+        raise outcomes.InvalidEvent("requestContext.http is missing")
     if not isinstance(http.get("sourceIp"), str):
-        raise errors.InvalidEvent("requestContext.http.sourceIp is missing")
+        raise outcomes.InvalidEvent("requestContext.http.sourceIp is missing")
     if not isinstance(event.get("rawQueryString", ""), str):
-        raise errors.InvalidEvent("rawQueryString must be a string")
+        raise outcomes.InvalidEvent("rawQueryString must be a string")
     headers = event.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise errors.InvalidEvent("headers must be an object of strings")
+        raise outcomes.InvalidEvent("headers must be an object of strings")
     if not isinstance(event.get("body") or "", str):
-        raise errors.InvalidEvent("body must be a string")
+        raise outcomes.InvalidEvent("body must be a string")
 
 
 # Everything imported so far lives as long as the container: move it out of the garbage
 # collector's sight, so that parsing a large payload (many new objects, so many collections)
-# does not walk the whole framework heap each time (bench: 5 MB warm, 84 ms -> 59 ms). Only the
+# does not walk the whole framework heap each time (bench/RESULTS.md has the figures). Only the
 # import-time heap: what holds the secret is created later, and stays collectable.
 gc.freeze()

@@ -19,8 +19,6 @@ from moto import mock_aws
 from devkit.apigw import LambdaContext, http_api_event
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler import app as app_module
-from handler.aws_clients import client
-from handler.telemetry import logger
 
 RECEIVER_ENV = (
     "WEBHOOK_SECRET",
@@ -48,8 +46,7 @@ SECRET_PARAMETER = "/github-webhook/secret"
 
 def reset_receiver() -> None:
     """Forget the container's state, as a new Lambda container would."""
-    app_module.receiver.cache_clear()
-    client.cache_clear()
+    app_module.forget_container_state()
 
 
 @pytest.fixture(autouse=True)
@@ -105,9 +102,10 @@ def emf_metrics(documents: list[dict[str, Any]]) -> list[tuple[str, dict[str, st
 @pytest.fixture
 def logs() -> Iterator[Logs]:
     captured = Logs()
-    previous = logger.registered_handler.setStream(captured.stream)
+    handler = app_module.telemetry().logger.registered_handler
+    previous = handler.setStream(captured.stream)
     yield captured
-    logger.registered_handler.setStream(previous)
+    handler.setStream(previous)
 
 
 @pytest.fixture

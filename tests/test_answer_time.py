@@ -21,7 +21,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devkit.github import DEV_SECRET
-from handler.aws_clients import READ_TIMEOUT
+from handler.aws.clients import READ_TIMEOUT
 from tests.loopback import BlackHole, DelayingProxy, refused_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,11 +1,12 @@
-"""handler.config: the one place configuration is read."""
+"""handler.core.settings: the one place configuration is read."""
 
 from __future__ import annotations
 
 import pytest
 
-from handler.config import Settings, split_secrets
-from handler.errors import ConfigurationError
+from handler.core.outcomes import ConfigurationError
+from handler.core.secrets import split_secrets
+from handler.core.settings import Settings
 
 
 def test_defaults() -> None:
@@ -100,15 +101,21 @@ def test_a_secret_is_cut_at_newlines_only(separator: str) -> None:
     ],
 )
 def test_tracing_only_in_a_deployed_function(env: dict[str, str], enabled: bool) -> None:
-    from handler.config import tracing_enabled
+    from handler.core.settings import TelemetrySettings
 
-    assert tracing_enabled(env) is enabled
+    assert TelemetrySettings.from_env(env).tracing is enabled
 
 
 def test_tracer_is_not_imported_when_tracing_is_off() -> None:
     import subprocess
     import sys
 
-    code = "import sys, handler.telemetry as t\nwith t.traced('x'): pass\nprint('aws_xray_sdk' in sys.modules)"
+    code = (
+        "import sys\n"
+        "from handler.aws.telemetry import PowertoolsTelemetry\n"
+        "from handler.core.settings import TelemetrySettings\n"
+        "with PowertoolsTelemetry(TelemetrySettings()).span('x'): pass\n"
+        "print('aws_xray_sdk' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
     assert out.stdout.strip() == "False"

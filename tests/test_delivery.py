@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from devkit.github import encode_body, github_headers, sample_payload
-from handler.delivery import parse_delivery
-from handler.errors import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
+from handler.core.delivery import parse_delivery
+from handler.core.outcomes import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
 
 
 def test_json_delivery_carries_headers_payload_and_exact_bytes() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from devkit.github import DEV_SECRET, sample_payload
-from handler.telemetry import logger
+from handler.app import telemetry
 from tests.conftest import Logs, Send, signed
 
 MARKER = "payload-marker-7f3a9c"  # a value that exists only inside the payload
@@ -21,6 +21,7 @@ def everything(logs: Logs) -> Iterator[io.StringIO]:
     root = logging.getLogger()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
+    logger = telemetry().logger
     previous_root, previous_service = root.level, logger.log_level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devkit.github import encode_body, github_headers, sample_payload
-from handler.archive import parse_key
-from handler.aws_clients import ATTEMPT_SECONDS
+from handler.aws.clients import ATTEMPT_SECONDS
+from handler.core.archive import parse_key
 from tests.conftest import BUCKET, BUS, Logs, Pipeline, Send, inject, reset_receiver, signed
 
 EVENTS = ["ping", "push", "pull_request", "issues", "issue_comment", "workflow_run", "release", "installation"]
@@ -280,7 +280,7 @@ def test_lambda_context_is_registered_so_in_progress_records_expire_with_the_inv
 
 
 def test_every_aws_client_has_a_short_time_budget(pipeline: Pipeline) -> None:
-    from handler.aws_clients import client
+    from handler.aws.clients import client
 
     for service in ("ssm", "events", "s3", "dynamodb"):
         config = client(service).meta.config
@@ -392,8 +392,8 @@ def test_claim_check_object_is_encrypted(send: Send, pipeline: Pipeline, monkeyp
 def test_entry_size_boundary_counts_utf8_bytes_of_source_type_and_detail(
     send: Send, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, slack: int, inline: bool
 ) -> None:
-    from handler.delivery import parse_delivery
-    from handler.envelope import detail, entry_size
+    from handler.core.delivery import parse_delivery
+    from handler.core.envelope import detail, entry_size
 
     body, headers = signed("push")  # carries multibyte text: bytes, not characters, must be counted
     size = entry_size("push", detail(parse_delivery(headers, body)))

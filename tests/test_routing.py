@@ -1,13 +1,13 @@
-"""handler.routing: by event, by event and action, catch-all; failures isolated; wired into the receiver."""
+"""handler.core.routing: by event, by event and action, catch-all; failures isolated; wired into the receiver."""
 
 from __future__ import annotations
 
 import pytest
 
 from devkit.github import encode_body, github_headers, sample_payload
-from handler import routes
-from handler.delivery import Delivery, parse_delivery
-from handler.routing import Router
+from handler import listeners
+from handler.core.delivery import Delivery, parse_delivery
+from handler.core.routing import Router
 from tests.conftest import Logs, Pipeline, Send, reset_receiver, signed
 
 
@@ -40,7 +40,7 @@ def test_decorator_form_and_events_without_action() -> None:
 
     router.dispatch(delivery("ping"))
     assert seen == [sample_payload("ping")["zen"]]
-    assert router.handlers_for(delivery("push")) == []
+    assert router.listeners_for(delivery("push")) == []
 
 
 def test_one_failing_handler_does_not_stop_the_others() -> None:
@@ -75,7 +75,7 @@ def user_router(monkeypatch: pytest.MonkeyPatch) -> tuple[Router, list[str]]:
     def record(d: Delivery) -> None:
         seen.append(d.delivery_id)
 
-    monkeypatch.setattr(routes, "router", router)
+    monkeypatch.setattr(listeners, "router", router)
     reset_receiver()
     return router, seen
 

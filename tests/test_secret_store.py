@@ -8,8 +8,9 @@ import boto3
 import pytest
 
 from devkit.github import DEV_SECRET
-from handler.errors import SecretUnavailable
-from handler.secret_store import SsmSecrets
+from handler.aws.ssm import SsmSecrets
+from handler.core.outcomes import SecretUnavailable
+from tests import fakes
 from tests.conftest import SECRET_PARAMETER, Logs, Send, put_secret, reset_receiver, signed
 
 
@@ -54,7 +55,7 @@ class Clock:
 def test_mismatch_refreshes_once_per_interval_and_picks_up_a_rotation(aws: None, ssm_calls: list[str]) -> None:
     put_secret("old")
     clock = Clock()
-    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     assert store.current() == (b"old",)
     put_secret("new\nold")
     clock.now += 10
@@ -70,7 +71,7 @@ def test_mismatch_refreshes_once_per_interval_and_picks_up_a_rotation(aws: None,
 def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_calls: list[str]) -> None:
     put_secret("only")
     clock = Clock()
-    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     store.current()
     for _ in range(10):  # ten intervals, a thousand mismatches in each
         clock.now += 30
@@ -81,7 +82,7 @@ def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_ca
 
 def test_cache_expires_after_max_age(aws: None, ssm_calls: list[str]) -> None:
     put_secret("one")
-    store = SsmSecrets(SECRET_PARAMETER, max_age=1, refresh_interval=30)
+    store = SsmSecrets(SECRET_PARAMETER, max_age=1, refresh_interval=30, telemetry=fakes.Telemetry())
     assert store.current() == (b"one",)
     put_secret("two")
     assert store.current() == (b"one",)
@@ -163,7 +164,7 @@ def test_ssm_unreachable_fails_closed_and_never_falls_back_to_the_literal(
 
 
 def test_store_raises_rather_than_returning_nothing(aws: None) -> None:
-    store = SsmSecrets("/missing", max_age=300, refresh_interval=30)
+    store = SsmSecrets("/missing", max_age=300, refresh_interval=30, telemetry=fakes.Telemetry())
     with pytest.raises(SecretUnavailable):
         store.current()
 
@@ -181,7 +182,7 @@ def test_failed_read_is_not_retried_per_request(
 
 def test_failed_read_is_retried_after_the_interval(aws: None, ssm_calls: list[str]) -> None:
     clock = Clock()
-    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, clock=clock)
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     with pytest.raises(SecretUnavailable):
         store.current()  # no parameter yet
     put_secret("now-there")

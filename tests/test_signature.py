@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handler.errors import MissingSignature
-from handler.signature import Signature, sign, verify
+from handler.core.outcomes import MissingSignature
+from handler.core.signature import Signature, sign, verify
 
 # GitHub's published test vector (docs: "Validating webhook deliveries").
 VECTOR_SECRET = b"It's a Secret to Everybody"

@@ -7,8 +7,8 @@ import gc
 import snapshot_restore_py
 
 from handler import app
-from handler.aws_clients import client
-from handler.secret_store import SsmSecrets
+from handler.aws.clients import client
+from handler.aws.ssm import SsmSecrets
 from tests.conftest import Send, signed
 
 

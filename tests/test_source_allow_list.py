@@ -11,8 +11,8 @@ import pytest
 
 from devkit.apigw import http_api_event
 from devkit.cli import main
-from handler.errors import ConfigurationError
-from handler.source import SourceAllowList
+from handler.core.outcomes import ConfigurationError
+from handler.core.source import SourceAllowList
 from tests.conftest import invoke, signed
 
 HOOKS = ["192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"]

@@ -171,7 +171,7 @@ def test_a_bug_is_a_json_500_without_details_and_logged_without_its_message(
     def broken(headers, body):
         raise RuntimeError("payload-value-in-an-exception-message")
 
-    monkeypatch.setattr("handler.receiver.parse_delivery", broken)
+    monkeypatch.setattr("handler.core.receiver.parse_delivery", broken)
     answer = send(*signed("push"))
     assert answer.status == 500
     assert answer.body == {"error": "internal_error", "message": "internal error"}

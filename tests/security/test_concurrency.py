@@ -18,7 +18,7 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
 from devkit.apigw import http_api_event
-from handler.archive import parse_key
+from handler.core.archive import parse_key
 from tests.conftest import InvokeThread, Pipeline, invoke, invoke_in_thread, signed
 from tests.security.support import Fault, assert_documented, client_error
 

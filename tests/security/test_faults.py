@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from devkit.github import DEV_SECRET
-from handler.aws_clients import MAX_ATTEMPTS
+from handler.aws.clients import MAX_ATTEMPTS
 from tests.conftest import SECRET_PARAMETER, Pipeline, Send, put_secret, signed
 from tests.security.support import Fault, assert_documented, client_error
 

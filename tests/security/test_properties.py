@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from devkit.apigw import http_api_event
 from devkit.github import DEV_SECRET, github_headers
-from handler import signature
-from handler.errors import MissingSignature
+from handler.core import signature
+from handler.core.outcomes import MissingSignature
 from tests.conftest import Answer, Send, invoke, reset_receiver
 from tests.security.support import assert_documented, expected_signature
 

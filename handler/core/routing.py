@@ -8,7 +8,7 @@
 >>> @router.on()  # every event
 ... def audit(delivery): ...
 
-Routing runs inside GitHub's 10-second budget, after the hand-off succeeded: keep handlers
+Routing runs inside GitHub's 10-second budget, after the hand-off succeeded: keep listeners
 light and put heavy work downstream of the event bus.
 """
 
@@ -17,17 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from handler.delivery import Delivery
+from handler.core.delivery import Delivery
 
-Handler = Callable[[Delivery], Any]
+# A listener: a function called with each verified delivery that matches its route.
+Listener = Callable[[Delivery], Any]
 ANY = "*"
 
 
 class Router:
     def __init__(self) -> None:
-        self._routes: dict[str, list[Handler]] = {}
+        self._routes: dict[str, list[Listener]] = {}
 
-    def add(self, func: Handler, event: str = ANY, action: str | None = None) -> Handler:
+    def add(self, func: Listener, event: str = ANY, action: str | None = None) -> Listener:
         """Call ``func`` for ``event`` (or ``"event.action"``), narrowed to ``action`` if given."""
         if action is not None:
             if event == ANY:
@@ -36,21 +37,21 @@ class Router:
         self._routes.setdefault(event, []).append(func)
         return func
 
-    def on(self, event: str = ANY, action: str | None = None) -> Callable[[Handler], Handler]:
+    def on(self, event: str = ANY, action: str | None = None) -> Callable[[Listener], Listener]:
         """Decorator form of :meth:`add`: ``@router.on("push")``, ``@router.on("pull_request.opened")``."""
         return lambda func: self.add(func, event, action)
 
-    def handlers_for(self, delivery: Delivery) -> list[Handler]:
-        """Every matching handler: catch-all first, then the event, then the event and action."""
+    def listeners_for(self, delivery: Delivery) -> list[Listener]:
+        """Every matching listener: catch-all first, then the event, then the event and action."""
         keys = [ANY, delivery.event]
         if delivery.action:
             keys.append(f"{delivery.event}.{delivery.action}")
         return [func for key in keys for func in self._routes.get(key, ())]
 
-    def dispatch(self, delivery: Delivery) -> list[tuple[Handler, Exception]]:
-        """Run every matching handler; one failing does not stop the others. Returns the failures."""
+    def dispatch(self, delivery: Delivery) -> list[tuple[Listener, Exception]]:
+        """Run every matching listener; one failing does not stop the others. Returns the failures."""
         failures = []
-        for func in self.handlers_for(delivery):
+        for func in self.listeners_for(delivery):
             try:
                 func(delivery)
             except Exception as exc:

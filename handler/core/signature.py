@@ -17,10 +17,8 @@ import hmac
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from handler.errors import MissingSignature
-
-SHA256_HEADER = "x-hub-signature-256"
-SHA1_HEADER = "x-hub-signature"
+from handler.core.headers import SIGNATURE_256, SIGNATURE_SHA1
+from handler.core.outcomes import MissingSignature
 
 _ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 
@@ -38,7 +36,7 @@ class Signature(NamedTuple):
         ``headers`` must have lower-case keys (as API Gateway sends them) or be case-insensitive.
         A SHA-256 header that fails never falls back to SHA-1 (no downgrade).
         """
-        for name, algorithm in ((SHA256_HEADER, "sha256"), (SHA1_HEADER, "sha1")):
+        for name, algorithm in ((SIGNATURE_256, "sha256"), (SIGNATURE_SHA1, "sha1")):
             if algorithm == "sha1" and not allow_sha1:
                 break
             value = headers.get(name)

@@ -2,9 +2,9 @@
 
 Timeouts alone do not bound a call: botocore's worst case is (connect + read timeout) for each
 attempt plus the back-off between attempts (which honours a server's ``x-amz-retry-after``). So
-every client checks the active budget (``handler.budget``) before each attempt, and retries only
+every client checks the active budget (``handler.core.budget``) before each attempt, and retries only
 when the back-off and one more whole attempt still fit. A call that does not fit is not started:
-it raises :class:`~handler.errors.OutOfTime` (a ``503 timeout``), or, for a retry, the failure it
+it raises :class:`~handler.core.outcomes.OutOfTime` (a ``503 timeout``), or, for a retry, the failure it
 would have retried stands. This holds for the calls Powertools makes with these clients too
 (idempotency's put, update and delete; the SSM read).
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from handler.budget import active_budget
-from handler.errors import OutOfTime
+from handler.core.budget import active_budget
+from handler.core.outcomes import OutOfTime
 
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from handler.errors import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
+from handler.core import headers as h
+from handler.core.outcomes import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -64,11 +65,11 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     Raises :class:`UnsupportedMediaType`, :class:`MissingHeader`, :class:`InvalidHeader`
     or :class:`MalformedPayload`.
     """
-    content_type = media_type(headers.get("content-type"))
+    content_type = media_type(headers.get(h.CONTENT_TYPE))
     if content_type not in (JSON, FORM):
         raise UnsupportedMediaType()
-    event = _required(headers, "x-github-event", _EVENT_NAME)
-    delivery_id = _required(headers, "x-github-delivery", _DELIVERY_ID)
+    event = _required(headers, h.EVENT, _EVENT_NAME)
+    delivery_id = _required(headers, h.DELIVERY, _DELIVERY_ID)
     form_json = form_payload(body) if content_type == FORM else None
     payload = _decode_json(body if form_json is None else form_json)
     action = payload.get("action")
@@ -76,9 +77,9 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         event=event,
         delivery_id=delivery_id,
         action=action if isinstance(action, str) else None,
-        hook_id=_optional(headers, "x-github-hook-id"),
-        installation_target_type=_optional(headers, "x-github-hook-installation-target-type"),
-        installation_target_id=_optional(headers, "x-github-hook-installation-target-id"),
+        hook_id=_optional(headers, h.HOOK_ID),
+        installation_target_type=_optional(headers, h.TARGET_TYPE),
+        installation_target_id=_optional(headers, h.TARGET_ID),
         content_type=content_type,
         payload=payload,
         body=body,
@@ -93,9 +94,9 @@ def claimed_ids(headers: Mapping[str, str]) -> dict[str, str]:
     """
     claimed = {}
     for key, name, pattern in (
-        ("delivery_id", "x-github-delivery", _DELIVERY_ID),
-        ("event", "x-github-event", _EVENT_NAME),
-        ("hook_id", "x-github-hook-id", _HEADER_ID),
+        ("delivery_id", h.DELIVERY, _DELIVERY_ID),
+        ("event", h.EVENT, _EVENT_NAME),
+        ("hook_id", h.HOOK_ID, _HEADER_ID),
     ):
         value = headers.get(name)
         if value and pattern.fullmatch(value):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from handler.delivery import Delivery
+from handler.core.delivery import Delivery
 
 SOURCE = "github.com"
 

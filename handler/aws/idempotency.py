@@ -12,19 +12,18 @@ table fails only after the hand-off succeeded, the delivery is still accepted: i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from handler.aws_clients import client, error_code
-from handler.errors import DeduplicationUnavailable, InProgress, OutOfTime, Unavailable
+from handler.aws.clients import client, error_code
+from handler.core.outcomes import DeduplicationUnavailable, InProgress, OutOfTime, Unavailable
+from handler.core.ports import Deadline, Status
 
-ACCEPTED = "accepted"
-DUPLICATE = "duplicate"
-UNRECORDED = "unrecorded"
 # A stable key prefix: renaming a function must not forget every delivery id.
 KEY_PREFIX = "github-delivery"
 
 
 class Deduplicator:
+    """A :class:`~handler.core.ports.Once` on a DynamoDB table."""
+
     def __init__(self, table: str, *, ttl_seconds: int) -> None:
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
@@ -36,7 +35,7 @@ class Deduplicator:
             event_key_jmespath="delivery_id",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=ttl_seconds,
-            response_hook=lambda response, record: {"status": DUPLICATE},
+            response_hook=lambda response, record: {"status": Status.DUPLICATE.value},
         )
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
         self._once = idempotent_function(
@@ -46,19 +45,19 @@ class Deduplicator:
             key_prefix=KEY_PREFIX,
         )(_run)
 
-    def once(self, delivery_id: str, work: Callable[[], None], *, lambda_context: Any) -> str:
-        """Run ``work`` unless ``delivery_id`` was already handed off: ``accepted``, ``duplicate``
-        or ``unrecorded`` (handed off, but the table failed to record it).
+    def once(self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline) -> Status:
+        """Run ``work`` unless ``delivery_id`` was already handed off: ``ACCEPTED``, ``DUPLICATE``
+        or ``UNRECORDED`` (handed off, but the table failed to record it).
 
-        ``lambda_context`` (or anything with ``get_remaining_time_in_millis``) makes an INPROGRESS
-        record expire when this invocation would end.
+        ``deadline`` (the Lambda context, or a budget) makes an INPROGRESS record expire when this
+        invocation would end.
         """
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             BaseError,
             IdempotencyAlreadyInProgressError,
         )
 
-        self.config.register_lambda_context(lambda_context)
+        self.config.register_lambda_context(deadline)
         done = []
 
         def recorded_work() -> None:
@@ -73,14 +72,14 @@ class Deduplicator:
             if done:
                 # The delivery is archived and on the bus: answering 503 would make GitHub's
                 # redelivery forward it again. The record stays INPROGRESS until it expires.
-                return UNRECORDED
+                return Status.UNRECORDED
             # The table was not asked (no time was left for the call), not broken: the answer names the
             # first failure, a hand-off's own or the timeout.
             cause = _cause_when_out_of_time(exc)
             if cause is not None:
                 raise cause from None
             raise DeduplicationUnavailable(f"idempotency store failed ({error_code(exc.__cause__ or exc)})") from None
-        return result["status"]
+        return Status(result["status"])
 
 
 def _cause_when_out_of_time(exc: BaseException) -> Unavailable | None:
@@ -97,4 +96,4 @@ def _cause_when_out_of_time(exc: BaseException) -> Unavailable | None:
 
 def _run(key: dict[str, str], work: Callable[[], None]) -> dict[str, str]:
     work()
-    return {"status": ACCEPTED}
+    return {"status": Status.ACCEPTED.value}

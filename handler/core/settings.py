@@ -1,7 +1,9 @@
-"""The one place that reads the receiver's configuration from the environment.
+"""The one place that reads the receiver's configuration from the environment, sans I/O.
 
-Powertools reads its own documented variables (``POWERTOOLS_SERVICE_NAME``,
-``POWERTOOLS_LOG_LEVEL``, ``POWERTOOLS_METRICS_NAMESPACE``, ...) itself.
+Nothing reads it at import: :meth:`Settings.from_env` and :meth:`TelemetrySettings.from_env` are
+called once per container, so that tools and tests can set the environment first. Powertools
+reads its other documented variables (``POWERTOOLS_LOG_LEVEL``, ...) itself, when the telemetry
+adapter is built from these settings.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from handler.errors import ConfigurationError
-from handler.source import SourceAllowList
+from handler.core.outcomes import ConfigurationError
+from handler.core.secrets import split_secrets
+from handler.core.source import SourceAllowList
 
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
@@ -19,8 +22,10 @@ DEFAULT_METRICS_NAMESPACE = "GitHubWebhook"
 # PutEvents' long-standing entry limit; larger entries go to S3 (claim check). Some buses accept
 # more now, but targets such as SQS still stop at 256 KB: raise it only when every target can.
 DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
-# GitHub waits 10 s; no hand-off step starts after this many seconds.
+# GitHub waits 10 s; no call to AWS may end later than this many seconds after the request's start.
 DEFAULT_TIME_BUDGET_SECONDS = 8
+# One whole call to S3 (connect, 100-continue, read) must fit, or nothing could ever be archived.
+MIN_TIME_BUDGET_SECONDS = 4
 # GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
 
@@ -66,42 +71,32 @@ class Settings:
             payload_bucket=env.get("PAYLOAD_BUCKET") or env.get("ARCHIVE_BUCKET") or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             dedup_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60),
-            time_budget_seconds=_int(env, "WEBHOOK_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, minimum=1),
+            time_budget_seconds=_int(
+                env, "WEBHOOK_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, minimum=MIN_TIME_BUDGET_SECONDS
+            ),
             allowed_sources=SourceAllowList.parse(cidrs) if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "")) else None,
         )
 
 
-def split_secrets(value: str) -> tuple[bytes, ...]:
-    r"""One secret per line (two during a rotation); blank lines and surrounding spaces are ignored.
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """What logs, metrics and traces need: read apart from :class:`Settings` because it never fails
+    (a receiver with an invalid configuration still logs why, under the right name)."""
 
-    Lines end at ``\n`` only (a trailing ``\r`` is dropped): ``str.splitlines()`` would also cut at
-    form feeds, vertical tabs, ``\x1c``-``\x1e``, ``\x85``, U+2028 and U+2029, turning one secret
-    that contains them into short pieces that each verify.
+    service_name: str = DEFAULT_SERVICE_NAME
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
+    tracing: bool = False
 
-    >>> split_secrets("old-secret\r\n\n  new-secret \n")
-    (b'old-secret', b'new-secret')
-    >>> split_secrets("one\x0bsecret\u2028whole")
-    (b'one\x0bsecret\xe2\x80\xa8whole',)
-    """
-    lines = (line.strip(" \t\r") for line in value.split("\n"))
-    return tuple(line.encode() for line in lines if line)
-
-
-def service_name(environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME
-
-
-def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
-
-
-def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """X-Ray tracing is on: in a deployed function, unless POWERTOOLS_TRACE_DISABLED (Powertools' own rule)."""
-    env = os.environ if environ is None else environ
-    disabled = env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
-    return _deployed(env) and not disabled
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetrySettings:
+        env = os.environ if environ is None else environ
+        disabled = env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME,
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
+            # X-Ray in a deployed function unless disabled (Powertools' own rule); a no-op elsewhere.
+            tracing=_deployed(env) and not disabled,
+        )
 
 
 def _deployed(env: Mapping[str, str]) -> bool:

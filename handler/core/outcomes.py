@@ -1,65 +1,85 @@
-"""Named outcomes the receiver refuses or cannot complete.
+"""Every answer other than 202, as a named exception with its HTTP status, sans I/O.
 
-Each carries a stable machine-readable ``code`` and a one-line message that is
-safe to return: never the secret, a signature or a payload value. The HTTP
-status for each lives in exactly one place, ``handler.app``.
+An outcome has a stable ``code``, the HTTP ``status`` (the one place statuses are decided, looked up
+along the class hierarchy), a ``message`` for the caller (one line, never the secret, a signature or
+a payload value) and a ``detail`` for the log. :func:`answer` turns one into the JSON body that
+every path (the HTTP app, the Lambda envelope, the framework's own 404/405) sends.
+
+>>> answer(MissingHeader("X-GitHub-Event header is missing"))
+(400, {'error': 'missing_header', 'message': 'X-GitHub-Event header is missing'})
+>>> exc = SecretUnavailable("cannot read the secret parameter (AccessDeniedException)")
+>>> answer(exc)
+(503, {'error': 'secret_unavailable', 'message': 'webhook secret is unavailable'})
+>>> exc.detail
+'cannot read the secret parameter (AccessDeniedException)'
 """
 
 from __future__ import annotations
 
 
 class Outcome(Exception):
-    """An answer other than 2xx: a ``code``, a class-level safe ``message``, an instance ``detail``."""
+    """Not accepted. ``detail`` (for the log) is the instance's text; ``message`` (for the caller) is
+    the same unless the class keeps it private, when it is the class's generic message."""
 
-    code = "error"
-    message = "request not accepted"
+    code = "internal_error"
+    status = 500
+    message = "internal error"
+    # Whether the detail may be shown to the caller. Refusals explain themselves; failures before the
+    # signature is verified (the secret, the configuration) answer every caller, so they do not.
+    detail_is_public = True
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.message)
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail or self.message
+        if detail and self.detail_is_public:
+            self.message = detail
 
-    @property
-    def detail(self) -> str:
-        return str(self)
 
-    @property
-    def public_message(self) -> str:
-        return self.detail
+def answer(outcome: Outcome) -> tuple[int, dict[str, str]]:
+    """The status and the one error body: ``{"error": <code>, "message": <one line>}``."""
+    return outcome.status, {"error": outcome.code, "message": outcome.message}
 
 
 class Rejected(Outcome):
     """The request is refused: the client (or an attacker) sent something we will not accept."""
 
     code = "rejected"
+    status = 400
     message = "request rejected"
     reason = "malformed"  # the DeliveryRejected metric's dimension
 
 
 class ForbiddenSource(Rejected):
     code = "forbidden_source"
+    status = 403
     message = "requests from this address are not accepted"
     reason = "source"
 
 
 class PayloadTooLarge(Rejected):
     code = "payload_too_large"
+    status = 413
     reason = "too_large"
     message = "body exceeds the configured size limit"
 
 
 class MissingSignature(Rejected):
     code = "missing_signature"
+    status = 401
     reason = "signature"
     message = "X-Hub-Signature-256 header is missing"
 
 
 class SignatureMismatch(Rejected):
     code = "signature_mismatch"
+    status = 401
     reason = "signature"
     message = "signature does not match the body"
 
 
 class UnsupportedMediaType(Rejected):
     code = "unsupported_media_type"
+    status = 415
     reason = "content_type"
     message = "Content-Type must be application/json or application/x-www-form-urlencoded"
 
@@ -83,6 +103,7 @@ class InProgress(Rejected):
     """The same delivery id is being handed off by another invocation right now."""
 
     code = "in_progress"
+    status = 409
     reason = "in_progress"
     message = "this delivery is already being processed; redeliver it if it does not show as accepted"
 
@@ -94,19 +115,29 @@ class InvalidEvent(Rejected):
     message = "not an API Gateway HTTP API payload format 2.0 event"
 
 
+class NotFound(Rejected):
+    """A path other than /webhook (the framework's routing decides it)."""
+
+    code = "not_found"
+    status = 404
+    reason = "not_found"
+    message = "not found: this server answers POST /webhook only"
+
+
+class MethodNotAllowed(Rejected):
+    code = "method_not_allowed"
+    status = 405
+    reason = "method"
+    message = "method not allowed: /webhook accepts POST only"
+
+
 class Unavailable(Outcome):
     """A dependency failed: the delivery was not accepted and GitHub should redeliver it."""
 
     code = "unavailable"
+    status = 503
     message = "a dependency is unavailable"
     target = "unknown"  # the HandoffFailed metric's dimension: which dependency
-    # Failures after verification may explain themselves to GitHub (Recent Deliveries shows it);
-    # failures before it answer every caller, so they keep their detail for the log.
-    detail_is_public = True
-
-    @property
-    def public_message(self) -> str:
-        return self.detail if self.detail_is_public else self.message
 
 
 class SecretUnavailable(Unavailable):

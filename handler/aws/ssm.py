@@ -1,7 +1,7 @@
-"""Where the webhook secrets come from: SSM Parameter Store (Powertools Parameters) or a literal.
+"""The webhook secrets from SSM Parameter Store (Powertools Parameters): a :class:`~handler.core.ports.Secrets`.
 
-A store answers :meth:`current` (cached) and :meth:`refreshed` (a forced re-read, rate-limited,
-used only after a signature mismatch so a rotation is picked up without waiting for max age).
+:meth:`SsmSecrets.current` is cached; :meth:`SsmSecrets.refreshed` is a forced re-read, rate-limited,
+used only after a signature mismatch so a rotation is picked up without waiting for max age.
 """
 
 from __future__ import annotations
@@ -9,33 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from handler.aws_clients import client
-from handler.config import split_secrets
-from handler.errors import SecretUnavailable
-from handler.telemetry import logger
-
-
-class SecretStore(Protocol):
-    def current(self) -> tuple[bytes, ...]: ...
-
-    def refreshed(self) -> tuple[bytes, ...] | None: ...
-
-
-class StaticSecrets:
-    """Secrets given literally (``WEBHOOK_SECRET``): for local development and tests."""
-
-    def __init__(self, secrets: tuple[bytes, ...]) -> None:
-        self._secrets = secrets
-
-    def current(self) -> tuple[bytes, ...]:
-        if not self._secrets:
-            raise SecretUnavailable("no webhook secret is configured")
-        return self._secrets
-
-    def refreshed(self) -> None:
-        return None
+from handler.aws.clients import client
+from handler.core.outcomes import SecretUnavailable
+from handler.core.ports import Telemetry
+from handler.core.secrets import split_secrets
 
 
 class SsmSecrets:
@@ -53,9 +32,11 @@ class SsmSecrets:
         *,
         max_age: int,
         refresh_interval: int,
+        telemetry: Telemetry,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
+        self._telemetry = telemetry
         self._max_age = max_age
         self._refresh_interval = refresh_interval
         self._clock = clock
@@ -91,8 +72,8 @@ class SsmSecrets:
             if self._parsed and not force_fetch:
                 # Max age passed and SSM failed: the secrets read before keep verifying (a forgery still
                 # fails against them). Failing closed here would turn an SSM outage into lost deliveries.
-                logger.warning(
-                    "secret parameter unreadable; verifying with the secrets read before", extra={"detail": why}
+                self._telemetry.log(
+                    "warning", "secret parameter unreadable; verifying with the secrets read before", detail=why
                 )
                 return self._parsed
             raise SecretUnavailable(why) from None

@@ -1,4 +1,4 @@
-"""The S3 archive: every verified delivery's raw body, with its GitHub headers as metadata.
+"""What the archive holds and where: the key layout and the metadata of each object, sans I/O.
 
 Key layout (sorts by time, names the event and delivery id)::
 
@@ -16,10 +16,8 @@ import re
 import time
 from collections.abc import Mapping
 
-from handler.aws_clients import client, error_code
-from handler.delivery import FORM, JSON, Delivery
-from handler.envelope import Location
-from handler.errors import ArchiveFailed, OutOfTime
+from handler.core import headers as h
+from handler.core.delivery import FORM, JSON, Delivery
 
 PREFIX = "deliveries/"
 _KEY = re.compile(
@@ -27,15 +25,15 @@ _KEY = re.compile(
 )
 # Headers worth keeping for replay and audit, most important first. Never the signatures.
 ARCHIVED_HEADERS = (
-    "x-github-event",
-    "x-github-delivery",
-    "content-type",
-    "x-github-hook-id",
-    "x-github-hook-installation-target-type",
-    "x-github-hook-installation-target-id",
-    "x-github-enterprise-host",
-    "x-github-enterprise-version",
-    "user-agent",
+    h.EVENT,
+    h.DELIVERY,
+    h.CONTENT_TYPE,
+    h.HOOK_ID,
+    h.TARGET_TYPE,
+    h.TARGET_ID,
+    h.ENTERPRISE_HOST,
+    h.ENTERPRISE_VERSION,
+    h.USER_AGENT,
 )
 # S3 refuses user metadata over 2 KB (UTF-8 bytes of keys and values). Keys are counted with their
 # "x-amz-meta-" prefix, so the total fits however S3 counts it.
@@ -59,6 +57,10 @@ def parse_key(key: str) -> dict[str, str] | None:
     return match.groupdict() if match else None
 
 
+def object_content_type(delivery: Delivery) -> str:
+    return "application/octet-stream" if delivery.content_type == FORM else JSON
+
+
 def archived_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """GitHub headers as S3 user metadata: ASCII, printable, signatures never included, and within
     S3's 2 KB whatever the headers' lengths (headers are not signed, so anyone can make them long).
@@ -79,43 +81,3 @@ def archived_metadata(headers: Mapping[str, str]) -> dict[str, str]:
         metadata[name] = value
         room = space - len(value)
     return metadata
-
-
-class Archive:
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-
-    def store(self, delivery: Delivery, headers: Mapping[str, str], received_at: float) -> Location:
-        """Write the raw body before the answer; any failure is :class:`ArchiveFailed` (a 503)."""
-        key = archive_key(delivery, received_at)
-        content_type = "application/octet-stream" if delivery.content_type == FORM else JSON
-        self._put(key, delivery.body, content_type, archived_metadata(headers))
-        return Location(self.bucket, key)
-
-    def _put(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
-        try:
-            client("s3").put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType=content_type,
-                Metadata=metadata,
-                ServerSideEncryption="AES256",
-            )
-        except OutOfTime:
-            raise
-        except Exception as exc:
-            raise ArchiveFailed(f"S3 PutObject failed ({error_code(exc)})") from None
-
-
-def put_payload(bucket: str, key: str, payload: bytes) -> Location:
-    """Store a payload too large for an EventBridge entry (the claim check)."""
-    try:
-        client("s3").put_object(
-            Bucket=bucket, Key=key, Body=payload, ContentType="application/json", ServerSideEncryption="AES256"
-        )
-    except OutOfTime:
-        raise
-    except Exception as exc:
-        raise ArchiveFailed(f"S3 PutObject of the payload failed ({error_code(exc)})") from None
-    return Location(bucket, key)

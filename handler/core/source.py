@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from handler.errors import ConfigurationError
+from handler.core.outcomes import ConfigurationError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,19 +1,21 @@
-"""Hand-off to an EventBridge bus: one PutEvents entry per delivery."""
+"""The bus target: one PutEvents entry per delivery (a :class:`~handler.core.ports.Target`)."""
 
 from __future__ import annotations
 
-from handler.aws_clients import client, error_code
-from handler.envelope import SOURCE
-from handler.errors import ForwardFailed, OutOfTime
+from handler.aws.clients import client, error_code
+from handler.core.envelope import SOURCE
+from handler.core.outcomes import ForwardFailed, OutOfTime
 
 
 class EventBus:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    name = "forward"  # the trace span
+
+    def __init__(self, bus_name: str) -> None:
+        self.bus_name = bus_name
 
     def put(self, detail_type: str, detail_json: str) -> None:
         """Put one entry. An API error or a failed entry (``FailedEntryCount``) is :class:`ForwardFailed`."""
-        entry = {"Source": SOURCE, "DetailType": detail_type, "Detail": detail_json, "EventBusName": self.name}
+        entry = {"Source": SOURCE, "DetailType": detail_type, "Detail": detail_json, "EventBusName": self.bus_name}
         try:
             response = client("events").put_events(Entries=[entry])
         except OutOfTime:

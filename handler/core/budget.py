@@ -2,7 +2,7 @@
 
 A request's budget is *active* while the receiver handles it, so that every call to AWS made on
 its behalf (ours, and those Powertools makes with our clients) can ask whether it still fits:
-see ``handler.aws_clients``. Each hand-off step also checks it before it starts, so a slow
+see ``handler.aws.clients``. Each hand-off step also checks it before it starts, so a slow
 dependency turns into a 503 that GitHub can redeliver instead of a Lambda timeout with no answer.
 """
 
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from handler.errors import OutOfTime
+from handler.core.outcomes import OutOfTime
 
 # Room left for the answer itself once the last call returns.
 SAFETY_MARGIN_SECONDS = 0.5
@@ -28,12 +28,14 @@ class Budget:
         self._deadline = clock() + seconds
 
     @classmethod
-    def for_request(cls, seconds: float, lambda_context: Any = None) -> Budget:
+    def for_request(
+        cls, seconds: float, lambda_context: Any = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> Budget:
         """``seconds``, or less when the Lambda invocation itself would end sooner."""
         if lambda_context is not None:
             left = lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
             seconds = min(seconds, left)
-        return cls(seconds)
+        return cls(seconds, clock=clock)
 
     def remaining(self) -> float:
         return self._deadline - self._clock()

@@ -1,0 +1,116 @@
+"""Telemetry with Powertools: JSON log lines (Logger) that carry their own metrics (CloudWatch EMF),
+the cold-start count (Metrics) and X-Ray spans (Tracer). A :class:`~handler.core.ports.Telemetry`.
+
+Built once per container from :class:`~handler.core.settings.TelemetrySettings`, never at import,
+so that the service name, namespace and tracing switch come from the environment of the moment
+(``webhook invoke --env-vars`` included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from handler.core.settings import TelemetrySettings
+
+# At DEBUG these log raw requests and responses: the decrypted secret from SSM, payloads sent to
+# AWS, the session token in signed headers. Clamped so that turning on DEBUG (for example Lambda's
+# log-level control, which sets the root logger) cannot leak any of it.
+_WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+class PowertoolsTelemetry:
+    def __init__(self, settings: TelemetrySettings) -> None:
+        self.settings = settings
+        self.logger = Logger(service=settings.service_name)
+        for name in _WIRE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+        # One JSON line per delivery is ours; Mangum's plain-text access line would be a second.
+        logging.getLogger("mangum").setLevel(logging.WARNING)
+
+    def bind(self, **keys: Any) -> None:
+        self.logger.append_keys(**keys)
+
+    def unbind(self, *names: str) -> None:
+        self.logger.remove_keys(list(names))
+
+    def log(
+        self,
+        level: str,
+        message: str,
+        *,
+        metrics: Sequence[str] = (),
+        dimensions: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        extra = {**fields, **self.emf(metrics, dimensions or {})} if metrics else fields
+        # stacklevel 3: the line's "location" is the caller's, not this method's.
+        getattr(self.logger, level)(message, extra=extra, stacklevel=3)
+
+    def emf(self, metrics: Sequence[str], dimensions: Mapping[str, str]) -> dict[str, Any]:
+        """CloudWatch EMF fields that make a log line also count ``metrics`` (by ``service`` and ``dimensions``).
+
+        CloudWatch extracts metrics from any JSON log line with an ``_aws`` block, so the one line a
+        delivery logs carries its metrics too: one line to read, and no second EMF line to write.
+        """
+        return {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.settings.metrics_namespace,
+                        "Dimensions": [["service", *dimensions]],
+                        "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
+                    }
+                ],
+            },
+            **dict.fromkeys(metrics, 1),
+            **dimensions,
+        }
+
+    def unexpected(
+        self,
+        exc: BaseException,
+        message: str,
+        *,
+        metrics: Sequence[str] = (),
+        dimensions: Mapping[str, str] | None = None,
+    ) -> None:
+        """A bug, without its message (which may quote payload text): type and code locations only."""
+        frames = [
+            f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)
+        ]
+        fields = {"error_type": type(exc).__name__, "frames": frames[-8:]}
+        self.log("error", message, metrics=metrics, dimensions=dimensions, **fields)
+
+    def count_cold_start(self) -> None:
+        """The ColdStart count, once per container, on a line of its own (Powertools Metrics)."""
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        namespace = self.settings.metrics_namespace
+        with single_metric(name="ColdStart", unit=MetricUnit.Count, value=1, namespace=namespace) as cold_start:
+            cold_start.add_dimension(name="service", value=self.settings.service_name)
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        """An X-Ray subsegment (a no-op outside Lambda or with tracing off)."""
+        if not self.settings.tracing:
+            # Powertools would make this a no-op too, but only after importing aws-xray-sdk.
+            yield
+            return
+        with self._tracer.provider.in_subsegment(name):
+            yield
+
+    @cached_property
+    def _tracer(self) -> Any:
+        # aws-xray-sdk is one of the heaviest imports: only paid once a hand-off is traced.
+        from aws_lambda_powertools import Tracer
+
+        return Tracer(service=self.settings.service_name)

@@ -1,0 +1,113 @@
+"""The durable hand-off of a verified delivery, sans I/O: archive the exact bytes, then one entry of
+the event contract to each target (the bus), with a claim check when the entry would be too large.
+
+Each configured step must succeed or the whole hand-off fails (a 503 that GitHub can redeliver):
+nothing is reported accepted that was not handed off. The steps go through ports
+(:mod:`handler.core.ports`); the request's budget is checked before each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from handler.core import envelope
+from handler.core.archive import archive_key, archived_metadata, object_content_type
+from handler.core.budget import Budget
+from handler.core.delivery import Delivery
+from handler.core.envelope import Location
+from handler.core.outcomes import ForwardFailed, MalformedPayload
+from handler.core.ports import Archive, PayloadStore, Target, Telemetry
+
+# GitHub sends compact JSON, so a payload's JSON text is about as long as its entry: one over this many
+# times the limit is sent by claim check without being serialised just to be measured.
+_MEASURE_FACTOR = 1.5
+
+
+class Handoff:
+    def __init__(
+        self,
+        *,
+        archive: Archive | None = None,
+        targets: Sequence[Target] = (),
+        payloads: PayloadStore | None = None,
+        max_entry_bytes: int,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.archive = archive
+        self.targets = tuple(targets)
+        self.payloads = payloads
+        self.max_entry_bytes = max_entry_bytes
+        self._telemetry = telemetry
+
+    @property
+    def configured(self) -> bool:
+        return self.archive is not None or bool(self.targets)
+
+    def deliver(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget) -> None:
+        key = archive_key(delivery, received_at)
+        archived = Location(self.archive.bucket, key) if self.archive is not None else None
+        # The entry is planned before anything is written, so a delivery that cannot be forwarded
+        # (too deeply nested, no bucket for its claim check) leaves nothing behind.
+        entry = self._plan(delivery, archived, received_at) if self.targets else None
+        if self.archive is not None:
+            budget.check("archive")
+            with self._span("archive"):
+                self.archive.store(
+                    key, delivery.body, content_type=object_content_type(delivery), metadata=archived_metadata(headers)
+                )
+        if entry is not None:
+            self._send(delivery, entry, budget)
+
+    def forward(
+        self, delivery: Delivery, archived: Location | None, received_at: float, budget: Budget | None = None
+    ) -> None:
+        """Send an already archived delivery to the targets again (how `replay` re-sends one)."""
+        if not self.targets:
+            raise ForwardFailed("no event bus is configured")
+        self._send(delivery, self._plan(delivery, archived, received_at), budget)
+
+    def _plan(self, delivery: Delivery, archived: Location | None, received_at: float) -> _Entry:
+        # The entry re-serialises the payload compactly, so only its own size decides.
+        text_length = len(delivery.body) if delivery.form_json is None else len(delivery.form_json)
+        if text_length <= _MEASURE_FACTOR * self.max_entry_bytes:
+            try:
+                inline = envelope.detail(delivery, archive_location=archived)
+            except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack
+                raise MalformedPayload("payload nests too deeply to forward") from None
+            if envelope.entry_size(delivery.event, inline) < self.max_entry_bytes:
+                return _Entry(inline)
+        payload_bucket = self.payloads.bucket if self.payloads is not None else None
+        # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.
+        if archived is not None and delivery.form_json is None and archived.bucket == payload_bucket:
+            return _Entry(envelope.detail(delivery, payload_location=archived, archive_location=archived))
+        if payload_bucket is None:
+            raise ForwardFailed("payload exceeds the EventBridge entry limit and no PAYLOAD_BUCKET is configured")
+        stem = archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0]
+        location = Location(payload_bucket, f"payloads/{stem}.json")
+        detail = envelope.detail(delivery, payload_location=location, archive_location=archived)
+        return _Entry(detail, claim_check=location)
+
+    def _send(self, delivery: Delivery, entry: _Entry, budget: Budget | None) -> None:
+        if entry.claim_check is not None and self.payloads is not None:
+            if budget is not None:
+                budget.check("claim check")
+            with self._span("claim_check"):
+                self.payloads.put(entry.claim_check.key, envelope.payload_json(delivery))
+        for target in self.targets:
+            if budget is not None:
+                budget.check("forward")
+            with self._span(target.name):
+                target.put(delivery.event, entry.detail)
+
+    def _span(self, name: str) -> AbstractContextManager[None]:
+        return self._telemetry.span(name) if self._telemetry is not None else nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A planned entry, and the claim-check object to write first (if any)."""
+
+    detail: str
+    claim_check: Location | None = None

@@ -1,0 +1,235 @@
+"""The receiver's flow, top-down: source, size, signature, parse, hand off (once), route, answer.
+
+Sans I/O: the edge (``handler.app``) hands in headers and the raw body; secrets, deduplication, the
+hand-off's targets and telemetry are ports (:mod:`handler.core.ports`), wired in by the edge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handler.core import signature
+from handler.core.budget import Budget
+from handler.core.delivery import Delivery, claimed_ids, parse_delivery
+from handler.core.handoff import Handoff
+from handler.core.outcomes import ForbiddenSource, PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
+from handler.core.ports import Clock, Once, Secrets, Status, Telemetry
+from handler.core.routing import Router
+from handler.core.settings import Settings
+
+# A signed payload can put hundreds of kilobytes into `action` or `repository.full_name`: no value
+# from a request reaches a log line longer than this.
+LOG_VALUE_MAX_CHARS = 200
+
+
+def capped(value: str | None) -> str | None:
+    """``value`` fit for a log line: at most LOG_VALUE_MAX_CHARS characters (then "…"), and always
+    encodable as UTF-8, so that no value can make a line huge or make the line fail to be written.
+
+    >>> capped("x" * 500) == "x" * 200 + "…", capped("\\ud800")
+    (True, '?')
+    """
+    if value is None:
+        return None
+    if len(value) > LOG_VALUE_MAX_CHARS:
+        value = value[:LOG_VALUE_MAX_CHARS] + "…"
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the receiver did with a delivery: ``status`` is ``ACCEPTED`` or ``DUPLICATE``."""
+
+    status: Status
+    delivery: Delivery
+
+
+class Receiver:
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Secrets,
+        *,
+        telemetry: Telemetry,
+        handoff: Handoff | None = None,
+        once: Once | None = None,
+        router: Router | None = None,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._secrets = secrets
+        self._telemetry = telemetry
+        self._handoff = handoff if handoff is not None and handoff.configured else None
+        self._once = once
+        self._router = router
+        self._clock = clock
+        self._monotonic = monotonic
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._settings.max_body_bytes
+
+    def receive(
+        self, headers: Mapping[str, str], body: bytes, *, source_ip: str | None = None, lambda_context: Any = None
+    ) -> Receipt:
+        """Verify, hand off and route one request. ``headers`` must be lower-case or case-insensitive.
+
+        Raises :class:`~handler.core.outcomes.Rejected` (a 4xx) or ``Unavailable`` (a 503), logged.
+        """
+        received_at = self._clock()
+        budget = Budget.for_request(self._settings.time_budget_seconds, lambda_context, clock=self._monotonic)
+        # Context for every log line of this request, removed at the end (uvicorn reuses the logger).
+        keys: dict[str, Any] = claimed_ids(headers)
+        self._telemetry.bind(**keys)
+        # While active, every AWS call made for this request checks the budget (handler.aws.clients).
+        with budget.active():
+            try:
+                return self._receive(headers, body, source_ip, received_at, budget, lambda_context, keys)
+            finally:
+                self._telemetry.unbind(*keys)
+
+    def refuse(self, headers: Mapping[str, str], exc: Rejected) -> None:
+        """Log a refusal decided by the edge before :meth:`receive` (an oversized body it did not read)."""
+        keys = claimed_ids(headers)
+        self._telemetry.bind(**keys)
+        try:
+            self._log_rejected(exc)
+        finally:
+            self._telemetry.unbind(*keys)
+
+    def _receive(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        source_ip: str | None,
+        received_at: float,
+        budget: Budget,
+        lambda_context: Any,
+        keys: dict[str, Any],
+    ) -> Receipt:
+        try:
+            delivery = self._verified(headers, body, source_ip)
+            verified = {
+                "action": capped(delivery.action),
+                "hook_id": delivery.hook_id,
+                "repository": capped(delivery.repository),
+            }
+            keys.update(verified)
+            self._telemetry.bind(**verified)
+            status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
+        except Rejected as exc:
+            self._log_rejected(exc)
+            raise
+        except Unavailable as exc:
+            self._log_unavailable(exc, "delivery not accepted")
+            raise
+        except Exception as exc:
+            self._telemetry.unexpected(exc, "unexpected error", metrics=["UnexpectedError"])
+            raise
+        self._log_outcome(delivery, status)
+        if status is not Status.DUPLICATE:
+            self._route(delivery)
+        return Receipt(Status.ACCEPTED if status is Status.UNRECORDED else status, delivery)
+
+    def _log_rejected(self, exc: Rejected) -> None:
+        self._telemetry.log(
+            "warning",
+            "delivery rejected",
+            metrics=["DeliveryRejected"],
+            dimensions={"reason": exc.reason},
+            error=exc.code,
+        )
+
+    def _log_unavailable(self, exc: Unavailable, message: str) -> None:
+        dimensions = {"target": exc.target}
+        self._telemetry.log(
+            "error",
+            message,
+            metrics=["HandoffFailed"],
+            dimensions=dimensions,
+            error=exc.code,
+            detail=capped(exc.detail),
+        )
+
+    def _log_outcome(self, delivery: Delivery, status: Status) -> None:
+        """The one line a delivery logs, carrying its metrics (EMF) too."""
+        event = {"event": delivery.event}
+        if status is Status.UNRECORDED:
+            # Handed off, so accepted; only the dedup record failed (a redelivery may forward again).
+            self._telemetry.log(
+                "warning",
+                "delivery accepted but not recorded as done",
+                metrics=["DeliveryAccepted", "DedupRecordFailed"],
+                dimensions=event,
+                status=Status.ACCEPTED.value,
+            )
+        elif status is Status.DUPLICATE:
+            self._telemetry.log("info", "delivery duplicate", metrics=["DeliveryDuplicate"], status=status.value)
+        else:
+            self._telemetry.log(
+                "info", "delivery accepted", metrics=["DeliveryAccepted"], dimensions=event, status=status.value
+            )
+
+    def _verified(self, headers: Mapping[str, str], body: bytes, source_ip: str | None) -> Delivery:
+        # Source and size first: we refuse to hash more than the limit. Then the signature,
+        # before anything in the body (or any header besides the signature) is interpreted.
+        allowed = self._settings.allowed_sources
+        if allowed is not None and not allowed.allows(source_ip):
+            raise ForbiddenSource()
+        if len(body) > self._settings.max_body_bytes:
+            raise PayloadTooLarge()
+        presented = signature.Signature.from_headers(headers, allow_sha1=self._settings.allow_sha1)
+        self._check_signature(body, presented)
+        return parse_delivery(headers, body)
+
+    def _check_signature(self, body: bytes, presented: signature.Signature) -> None:
+        known = self._secrets.current()
+        if signature.verify(body, signature=presented, secrets=known):
+            return
+        # A mismatch may mean the secret was rotated: re-read it, at most once per interval.
+        try:
+            fresh = self._secrets.refreshed()
+        except Unavailable as exc:
+            # Still a 401: a forged request must not learn that SSM is failing.
+            self._telemetry.log("warning", "secret refresh failed", error=exc.code, detail=capped(exc.detail))
+            fresh = None
+        if fresh is not None:
+            new = [secret for secret in fresh if secret not in known]
+            if new and signature.verify(body, signature=presented, secrets=new):
+                self._telemetry.log("info", "webhook secret refreshed after a rotation")
+                return
+        raise SignatureMismatch()
+
+    def _hand_off_once(
+        self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget, context: Any
+    ) -> Status:
+        handoff = self._handoff
+
+        def work() -> None:
+            if handoff is not None:
+                handoff.deliver(delivery, headers, received_at, budget)
+
+        if self._once is None:
+            work()
+            return Status.ACCEPTED
+        budget.check("deduplication")
+        # Outside Lambda (uvicorn) the request's budget stands in for the Lambda context.
+        return self._once.once(delivery.delivery_id, work, deadline=context or budget)
+
+    def _route(self, delivery: Delivery) -> None:
+        if self._router is None:
+            return
+        for listener, exc in self._router.dispatch(delivery):
+            # The type, not the message: a message may quote payload text.
+            name = getattr(listener, "__qualname__", repr(listener))
+            self._telemetry.log(
+                "error",
+                "route handler failed",
+                metrics=["RouteHandlerFailed"],
+                handler=name,
+                error_type=type(exc).__name__,
+            )

@@ -153,11 +153,11 @@ def iam_findings(
 
 
 def env_vars_read_by_the_code() -> set[str]:
-    """Every variable name handler/config.py reads (the one place configuration is read).
+    """Every variable name handler/core/settings.py reads (the one place configuration is read).
 
     AWS_* names are set by the Lambda platform itself.
     """
-    tree = ast.parse((ROOT / "handler" / "config.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "handler" / "core" / "settings.py").read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -27,8 +27,12 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_artifact_holds_the_handler_package_exactly(artifact: Path) -> None:
     shipped = sorted(p.relative_to(artifact / "handler").as_posix() for p in (artifact / "handler").rglob("*"))
-    source = sorted(p.name for p in (ROOT / "handler").glob("*.py"))
-    assert shipped == source
+    source = ROOT / "handler"
+    files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*.py") if "__pycache__" not in p.parts)
+    packages = sorted(
+        p.relative_to(source).as_posix() for p in source.iterdir() if p.is_dir() and p.name != "__pycache__"
+    )
+    assert shipped == sorted(files + packages)
 
 
 @pytest.mark.parametrize(

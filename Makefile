@@ -53,10 +53,10 @@ IAC_STAMP := $(IAC_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: serve test lint iac audit bench events clean build-WebhookFunction
+.PHONY: serve test lint iac audit bench events clean build-WebhookFunction build-RedeliveryFunction
 .PHONY: $(call stale,$(STAMP),$(PYTHON_VERSION)) $(if $(SMOKE_STAMP),$(call stale,$(SMOKE_STAMP),$(word 2,$(SMOKE_FOUND))))
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-redelivery.txt
 	@test -n "$(PYTHON_VERSION)" || { echo "make: '$(PYTHON)' does not run: install Python $(RUNTIME_PYTHON) (or $(OLDEST_PYTHON)+), or pass PYTHON=..." >&2; exit 1; }
 	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -140,4 +140,14 @@ build-WebhookFunction:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)" \
 		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
 		-r requirements.txt
+	tar --exclude=__pycache__ -cf - handler | tar -xf - -C "$(ARTIFACTS_DIR)"
+
+# The redelivery function's artifact: handler/ plus requirements-redelivery.txt's wheels, constrained by
+# requirements.txt (a package both functions use has the one pin), without the receiver's web stack.
+# pip --target puts console scripts in bin/: nothing runs them, so they are left out.
+build-RedeliveryFunction:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)" \
+		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
+		-r requirements-redelivery.txt -c requirements.txt
+	rm -rf "$(ARTIFACTS_DIR)/bin"
 	tar --exclude=__pycache__ -cf - handler | tar -xf - -C "$(ARTIFACTS_DIR)"

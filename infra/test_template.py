@@ -9,15 +9,21 @@ from typing import Any
 import pytest
 
 from infra.checks import (
+    EVERYTHING_ON,
     FUNCTION,
+    FUNCTIONS,
     NO_RESOURCE_LEVEL_ACTIONS,
+    REDELIVERY_FUNCTION,
     ROOT,
     as_list,
+    deployed,
     env_findings,
     env_vars_read_by_the_code,
     iam_findings,
     inline_statements,
     load_template,
+    parameter_findings,
+    rule_findings,
     transformed,
 )
 
@@ -29,7 +35,20 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cloudformation(template: dict[str, Any]) -> dict[str, Any]:
+    """The transformed template, conditions unresolved: every optional resource is in it."""
     return transformed(template)
+
+
+@pytest.fixture(scope="module")
+def stack_on(cloudformation: dict[str, Any]) -> dict[str, Any]:
+    """The stack deployed with every option on (redelivery with both credentials, a KMS key)."""
+    return deployed(cloudformation, EVERYTHING_ON)
+
+
+@pytest.fixture(scope="module")
+def stack_off(cloudformation: dict[str, Any]) -> dict[str, Any]:
+    """The stack deployed with the defaults: no redelivery hooks."""
+    return deployed(cloudformation)
 
 
 def of_type(cloudformation: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -41,18 +60,56 @@ def of_type(cloudformation: dict[str, Any], kind: str) -> dict[str, dict[str, An
 # policies only. SAM's defaults (AWSLambdaBasicExecutionRole, AWSXrayWriteOnlyAccess) grant on "*".
 ALLOWED_MANAGED_POLICIES: dict[str, dict[str, Any]] = {}
 
+
+def ssm_parameter_arn(parameter: str) -> dict[str, str]:
+    """The ARN of the SSM parameter named by the template parameter ``parameter``."""
+    return {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${" + parameter + "}"}
+
+
+TOKEN_ARN = ssm_parameter_arn("GitHubTokenParameterName")
+APP_KEY_ARN = ssm_parameter_arn("GitHubAppPrivateKeyParameterName")
+
 BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 
 
-def role_statements(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The function role's inline statements, by Sid (to break a copy of the template)."""
-    policies = template["Resources"]["WebhookFunctionRole"]["Properties"]["Policies"]
-    return {statement["Sid"]: statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]}
+def role_statements(template: dict[str, Any], role: str = "WebhookFunctionRole") -> dict[str, dict[str, Any]]:
+    """A role's inline statements, by Sid (to break a copy of the template); a statement under an
+    !If is found by the Sid of its true branch."""
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    statements = {}
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                statement = statement["Fn::If"][1]  # the branch is what a test breaks
+            statements[statement["Sid"]] = statement
+    return statements
 
 
-def test_function_permissions_are_least_privilege(cloudformation: dict[str, Any]) -> None:
-    assert iam_findings(cloudformation, ALLOWED_MANAGED_POLICIES) == []
+# Parameter sets the permission checks run on: the defaults, each option on its own, and everything on.
+PARAMETER_SETS = {
+    "defaults": {},
+    "kms-key": {"SecretKmsKeyArn": EVERYTHING_ON["SecretKmsKeyArn"]},
+    "redelivery-token": {
+        "RedeliveryHooks": "repos/octo-org/hello-world/hooks/42",
+        "GitHubTokenParameterName": EVERYTHING_ON["GitHubTokenParameterName"],
+    },
+    "redelivery-app": {
+        "RedeliveryHooks": "app",
+        "GitHubAppId": EVERYTHING_ON["GitHubAppId"],
+        "GitHubAppPrivateKeyParameterName": EVERYTHING_ON["GitHubAppPrivateKeyParameterName"],
+    },
+    "everything": EVERYTHING_ON,
+}
+
+
+@pytest.mark.parametrize("parameters", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_function_permissions_are_least_privilege(
+    template: dict[str, Any], cloudformation: dict[str, Any], parameters: dict[str, str]
+) -> None:
+    assert parameter_findings(template, parameters) == []
+    assert rule_findings(template, parameters) == []
+    assert iam_findings(cloudformation, parameters, ALLOWED_MANAGED_POLICIES) == []
 
 
 def test_no_role_has_managed_policies(cloudformation: dict[str, Any]) -> None:
@@ -60,38 +117,46 @@ def test_no_role_has_managed_policies(cloudformation: dict[str, Any]) -> None:
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= set(ALLOWED_MANAGED_POLICIES), name
 
 
-def test_function_runs_as_its_own_role(template: dict[str, Any], cloudformation: dict[str, Any]) -> None:
-    function = template["Resources"][FUNCTION]["Properties"]
-    # With Role set, SAM silently ignores Policies: a statement added there would never apply.
-    assert "Policies" not in function
+ROLES = {FUNCTION: "WebhookFunctionRole", REDELIVERY_FUNCTION: "RedeliveryFunctionRole"}
+LOG_GROUPS = {FUNCTION: "FunctionLogGroup", REDELIVERY_FUNCTION: "RedeliveryLogGroup"}
+
+
+def test_each_function_runs_as_its_own_role(template: dict[str, Any], stack_on: dict[str, Any]) -> None:
+    assert set(ROLES) == set(FUNCTIONS)
+    assert list(of_type(stack_on, "AWS::IAM::Role")) == list(ROLES.values())
+    for function, role in ROLES.items():
+        properties = template["Resources"][function]["Properties"]
+        # With Role set, SAM silently ignores Policies: a statement added there would never apply.
+        assert "Policies" not in properties
+        assert properties["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+        assert stack_on["Resources"][function]["Properties"]["Role"] == properties["Role"]
+        trust = stack_on["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]
+        [statement] = trust["Statement"]
+        assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert as_list(statement["Action"]) == ["sts:AssumeRole"]
     assert "Policies" not in template.get("Globals", {}).get("Function", {})
-    assert function["Role"] == {"Fn::GetAtt": ["WebhookFunctionRole", "Arn"]}
-    assert cloudformation["Resources"][FUNCTION]["Properties"]["Role"] == function["Role"]
-    assert list(of_type(cloudformation, "AWS::IAM::Role")) == ["WebhookFunctionRole"]
-    trust = cloudformation["Resources"]["WebhookFunctionRole"]["Properties"]["AssumeRolePolicyDocument"]
-    [statement] = trust["Statement"]
-    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
-    assert as_list(statement["Action"]) == ["sts:AssumeRole"]
 
 
-def test_logs_only_to_its_own_log_group(cloudformation: dict[str, Any]) -> None:
-    logs = [
-        statement
-        for _, statement in inline_statements(cloudformation["Resources"])
-        if any(action.startswith("logs:") for action in as_list(statement["Action"]))
-    ]
-    assert logs == [role_statements(cloudformation)["WriteOwnLogs"]]
-    assert sorted(as_list(logs[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    # The LogGroup's Arn attribute is arn:...:log-group:<name>:*, which covers its streams.
-    assert logs[0]["Resource"] == {"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}
+def test_each_function_logs_only_to_its_own_log_group(stack_on: dict[str, Any]) -> None:
+    for function, role in ROLES.items():
+        logs = [
+            statement
+            for where, statement in inline_statements(stack_on["Resources"])
+            if where == role and any(action.startswith("logs:") for action in as_list(statement["Action"]))
+        ]
+        assert logs == [role_statements(stack_on, role)["WriteOwnLogs"]]
+        assert sorted(as_list(logs[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+        # The LogGroup's Arn attribute is arn:...:log-group:<name>:*, which covers its streams.
+        assert logs[0]["Resource"] == {"Fn::GetAtt": [LOG_GROUPS[function], "Arn"]}
+        assert stack_on["Resources"][function]["Properties"]["LoggingConfig"] == {
+            "LogGroup": {"Ref": LOG_GROUPS[function]}
+        }
 
 
-def test_wildcard_resources_only_for_actions_without_resource_level_permissions(
-    cloudformation: dict[str, Any],
-) -> None:
+def test_wildcard_resources_only_for_actions_without_resource_level_permissions(stack_on: dict[str, Any]) -> None:
     on_wildcard = {
         action
-        for _, statement in inline_statements(cloudformation["Resources"])
+        for _, statement in inline_statements(stack_on["Resources"])
         if "*" in as_list(statement.get("Resource"))
         for action in as_list(statement["Action"])
     }
@@ -99,14 +164,39 @@ def test_wildcard_resources_only_for_actions_without_resource_level_permissions(
     assert on_wildcard <= NO_RESOURCE_LEVEL_ACTIONS
 
 
-def test_kms_decrypt_only_with_a_customer_key_and_only_through_ssm(cloudformation: dict[str, Any]) -> None:
-    policy = cloudformation["Resources"]["SecretKeyDecryptPolicy"]
-    assert policy["Condition"] == "HasKmsKey"
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {
-        "Fn::Sub": "ssm.${AWS::Region}.${AWS::URLSuffix}"
-    }
+def test_kms_decrypt_only_with_a_customer_key_and_only_through_ssm(
+    cloudformation: dict[str, Any], stack_on: dict[str, Any]
+) -> None:
     assert cloudformation["Conditions"]["HasKmsKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecretKmsKeyArn"}, ""]}]}
+    assert cloudformation["Resources"]["SecretKeyDecryptPolicy"]["Condition"] == "HasKmsKey"
+    decrypt = [
+        (where, statement)
+        for where, statement in inline_statements(stack_on["Resources"])
+        if "kms:Decrypt" in as_list(statement["Action"])
+    ]
+    assert [where for where, _ in decrypt] == [
+        "SecretKeyDecryptPolicy (on WebhookFunctionRole)",
+        "RedeliveryFunctionRole",
+    ]
+    for _, statement in decrypt:
+        assert as_list(statement["Action"]) == ["kms:Decrypt"]
+        assert statement["Resource"] == {"Ref": "SecretKmsKeyArn"}
+        assert statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.${AWS::URLSuffix}"}}
+        }
+    without_key = deployed(cloudformation, {k: v for k, v in EVERYTHING_ON.items() if k != "SecretKmsKeyArn"})
+    assert not [s for _, s in inline_statements(without_key["Resources"]) if "kms:Decrypt" in as_list(s["Action"])]
+
+
+def test_redelivery_reads_exactly_the_parameters_it_is_given(cloudformation: dict[str, Any]) -> None:
+    def reads(parameters: dict[str, str]) -> list[Any]:
+        stack = deployed(cloudformation, parameters)
+        statements = role_statements(stack, "RedeliveryFunctionRole").values()
+        return [s["Resource"] for s in statements if "ssm:GetParameter" in as_list(s["Action"])]
+
+    assert reads(PARAMETER_SETS["redelivery-token"]) == [TOKEN_ARN]
+    assert reads(PARAMETER_SETS["redelivery-app"]) == [APP_KEY_ARN]
+    assert reads(EVERYTHING_ON) == [TOKEN_ARN, APP_KEY_ARN]
 
 
 def test_a_wildcard_resource_is_caught(template: dict[str, Any]) -> None:
@@ -136,7 +226,7 @@ def test_a_broader_action_is_caught(template: dict[str, Any]) -> None:
     role_statements(broken)["ArchiveDeliveries"]["Action"] = "s3:*"
     findings = iam_findings(transformed(broken))
     assert "WebhookFunctionRole: wildcard action s3:*" in findings
-    assert "missing permission s3:PutObject" in findings
+    assert "WebhookFunctionRole: missing permission s3:PutObject" in findings
 
 
 def test_not_action_and_not_resource_are_caught(template: dict[str, Any]) -> None:
@@ -150,7 +240,7 @@ def test_not_action_and_not_resource_are_caught(template: dict[str, Any]) -> Non
 def test_a_managed_policy_on_the_role_is_caught(template: dict[str, Any]) -> None:
     broken = copy.deepcopy(template)
     broken["Resources"]["WebhookFunctionRole"]["Properties"]["ManagedPolicyArns"] = [XRAY_WRITE_ONLY]
-    assert iam_findings(transformed(broken), ALLOWED_MANAGED_POLICIES) == [
+    assert iam_findings(transformed(broken), {}, ALLOWED_MANAGED_POLICIES) == [
         f"WebhookFunctionRole: managed policy {XRAY_WRITE_ONLY} is not on the allow-list"
     ]
 
@@ -166,14 +256,14 @@ def test_the_role_sam_would_generate_is_caught(template: dict[str, Any]) -> None
     function = broken["Resources"][FUNCTION]["Properties"]
     del function["Role"]
     function["Policies"] = [{"Version": "2012-10-17", "Statement": application}]
-    findings = iam_findings(transformed(broken), ALLOWED_MANAGED_POLICIES)
+    findings = iam_findings(transformed(broken), {}, ALLOWED_MANAGED_POLICIES)
     assert findings == [
         f"WebhookFunctionRole: managed policy {BASIC_EXECUTION_ROLE} is not on the allow-list",
         f"WebhookFunctionRole: managed policy {XRAY_WRITE_ONLY} is not on the allow-list",
-        "missing permission logs:CreateLogStream",
-        "missing permission logs:PutLogEvents",
-        "missing permission xray:PutTelemetryRecords",
-        "missing permission xray:PutTraceSegments",
+        "WebhookFunctionRole: missing permission logs:CreateLogStream",
+        "WebhookFunctionRole: missing permission logs:PutLogEvents",
+        "WebhookFunctionRole: missing permission xray:PutTelemetryRecords",
+        "WebhookFunctionRole: missing permission xray:PutTraceSegments",
     ]
 
 
@@ -194,7 +284,7 @@ def test_an_allowed_managed_policy_is_checked_like_an_inline_one(template: dict[
         }
     }
     name = f"WebhookFunctionRole ({BASIC_EXECUTION_ROLE})"
-    assert iam_findings(transformed(broken), allowed) == [
+    assert iam_findings(transformed(broken), {}, allowed) == [
         f"{name}: unexpected action logs:CreateLogGroup",
         f"{name}: logs:CreateLogGroup on a wildcard resource",
         f"{name}: logs:CreateLogStream on a wildcard resource",
@@ -210,6 +300,156 @@ def test_sam_policy_templates_with_wildcards_are_caught(template: dict[str, Any]
     findings = iam_findings(transformed(broken))
     assert "WebhookFunctionRole: unexpected action s3:GetObject" in findings
     assert f"WebhookFunctionRole: managed policy {BASIC_EXECUTION_ROLE} is not on the allow-list" in findings
+
+
+# The redelivery role, broken: each is caught with the redelivery function on.
+
+
+def test_redelivery_reading_every_parameter_under_a_path_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    wider = {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/github-webhook/*"}
+    role_statements(broken, "RedeliveryFunctionRole")["ReadGitHubToken"]["Resource"] = wider
+    token, key = json.dumps(TOKEN_ARN), json.dumps(APP_KEY_ARN)
+    assert iam_findings(transformed(broken), EVERYTHING_ON) == [
+        f"RedeliveryFunctionRole: ssm:GetParameter on {json.dumps(wider)}, expected [{token}, {key}]",
+        f"RedeliveryFunctionRole: missing permission ssm:GetParameter on {token}",
+    ]
+
+
+def test_redelivery_reading_a_parameter_it_is_not_given_is_caught(template: dict[str, Any]) -> None:
+    # The token statement without its !If: with only the app hook, it would still grant a read.
+    broken = copy.deepcopy(template)
+    [policy] = broken["Resources"]["RedeliveryFunctionRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    statements[:] = [s["Fn::If"][1] if s.get("Fn::If", [None])[0] == "HasGitHubToken" else s for s in statements]
+    assert iam_findings(transformed(broken), EVERYTHING_ON) == []
+    token, key = json.dumps(TOKEN_ARN), json.dumps(APP_KEY_ARN)
+    assert iam_findings(transformed(broken), PARAMETER_SETS["redelivery-app"]) == [
+        f"RedeliveryFunctionRole: ssm:GetParameter on {token}, expected {key}"
+    ]
+
+
+def test_redelivery_writing_to_the_receivers_log_group_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    role_statements(broken, "RedeliveryFunctionRole")["WriteOwnLogs"]["Resource"] = {
+        "Fn::GetAtt": ["FunctionLogGroup", "Arn"]
+    }
+    findings = iam_findings(transformed(broken), EVERYTHING_ON)
+    assert (
+        "RedeliveryFunctionRole: logs:PutLogEvents on "
+        '{"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}, expected {"Fn::GetAtt": ["RedeliveryLogGroup", "Arn"]}'
+    ) in findings
+
+
+def test_redelivery_with_the_receivers_table_actions_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    role_statements(broken, "RedeliveryFunctionRole")["KeepRedeliveryState"]["Action"] += [
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ]
+    assert iam_findings(transformed(broken), EVERYTHING_ON) == [
+        "RedeliveryFunctionRole: unexpected action dynamodb:UpdateItem",
+        "RedeliveryFunctionRole: unexpected action dynamodb:DeleteItem",
+    ]
+
+
+def test_redelivery_on_sams_generated_role_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["RedeliveryFunctionRole"]
+    del broken["Resources"][REDELIVERY_FUNCTION]["Properties"]["Role"]
+    findings = iam_findings(transformed(broken), EVERYTHING_ON)
+    assert f"RedeliveryFunctionRole: managed policy {BASIC_EXECUTION_ROLE} is not on the allow-list" in findings
+    assert "RedeliveryFunctionRole: missing permission dynamodb:GetItem" in findings
+
+
+# -- Redelivery: off without hooks, and its shape when on ------------------------------------------------
+
+REDELIVERY_RESOURCES = {
+    REDELIVERY_FUNCTION,
+    "RedeliveryFunctionRole",
+    "RedeliveryLogGroup",
+    "RedeliveryErrorsAlarm",
+    "RedeliveryGaveUpAlarm",
+    # generated by SAM from the function's properties and its Schedule event
+    "RedeliveryFunctionEventInvokeConfig",
+    "RedeliveryFunctionSchedule",
+    "RedeliveryFunctionSchedulePermission",
+}
+
+
+def test_without_hooks_there_is_no_redelivery(cloudformation: dict[str, Any], stack_off: dict[str, Any]) -> None:
+    hooks_only = {k: v for k, v in EVERYTHING_ON.items() if k != "SecretKmsKeyArn"}
+    stack_on = deployed(cloudformation, hooks_only)
+    assert set(stack_on["Resources"]) - set(stack_off["Resources"]) == REDELIVERY_RESOURCES
+    assert set(stack_off["Resources"]) <= set(stack_on["Resources"])
+    assert set(stack_on["Outputs"]) - set(stack_off["Outputs"]) == {"RedeliveryFunctionName"}
+    # Nothing left in the stack refers to the redelivery function, its role or log group.
+    assert "Redelivery" not in json.dumps([stack_off["Resources"], stack_off["Outputs"]])
+
+
+def test_everything_only_for_redelivery_has_its_condition(cloudformation: dict[str, Any]) -> None:
+    for name in REDELIVERY_RESOURCES:
+        assert cloudformation["Resources"][name]["Condition"] == "HasRedeliveryHooks", name
+    assert cloudformation["Outputs"]["RedeliveryFunctionName"]["Condition"] == "HasRedeliveryHooks"
+    assert cloudformation["Conditions"]["HasRedeliveryHooks"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RedeliveryHooks"}, ""]}]
+    }
+    assert cloudformation["Parameters"]["RedeliveryHooks"]["Default"] == ""
+
+
+def test_redelivery_function_shape(template: dict[str, Any], stack_on: dict[str, Any]) -> None:
+    function = stack_on["Resources"][REDELIVERY_FUNCTION]["Properties"]
+    assert template["Resources"][REDELIVERY_FUNCTION]["Metadata"]["BuildMethod"] == "makefile"
+    assert function["Handler"] == "handler.redelivery.handler"
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["MemorySize"] == 256
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    # Runs never overlap; one that cannot start within a minute is dropped, a failed one not retried.
+    assert function["ReservedConcurrentExecutions"] == 1
+    [invoke_config] = of_type(stack_on, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 60
+    [rule] = of_type(stack_on, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "RedeliverySchedule"}
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [REDELIVERY_FUNCTION, "Arn"]}
+    # The timeout is well under the default schedule (the code stops 5 s before it).
+    schedule = template["Parameters"]["RedeliverySchedule"]["Default"]
+    assert schedule == "rate(5 minutes)"
+    assert 30 <= function["Timeout"] <= 300 / 2
+    variables = function["Environment"]["Variables"]
+    assert variables["REDELIVERY_STATE_TABLE"] == {"Ref": "DeliveriesTable"}
+    assert variables["REDELIVERY_HOOKS"] == {"Ref": "RedeliveryHooks"}
+    assert variables["GITHUB_TOKEN"] == ""  # a literal token is refused in a deployed function
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Fn::Sub": "${ServiceName}-redelivery"}
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+
+
+def test_redelivery_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["GitHubApiUrl"]["Default"] == "https://api.github.com"
+    assert parameters["RedeliveryLookbackHours"]["Default"] == 72
+    assert parameters["RedeliveryMaxAttempts"]["Default"] == 3
+    for name in ("GitHubTokenParameterName", "GitHubAppId", "GitHubAppPrivateKeyParameterName"):
+        assert parameters[name]["Default"] == "", name
+    valid = {
+        "RedeliveryHooks": "repos/octo-org/hello-world/hooks/42, orgs/octo.org/hooks/7,app",
+        "GitHubApiUrl": "https://ghe.example.com/api/v3",
+        "RedeliverySchedule": "cron(0/10 * * * ? *)",
+    }
+    assert parameter_findings(template, valid) == []
+    for hooks in ("repos/octo-org/hooks/42", "repos/a/b/hooks/x", "orgs/a/hooks/1,", "https://github.com/a/b"):
+        assert parameter_findings(template, {"RedeliveryHooks": hooks}), hooks
+    assert parameter_findings(template, {"GitHubTokenParameterName": "github-token"})  # no leading slash
+    assert parameter_findings(template, {"GitHubApiUrl": "http://ghe.example.com/api/v3"})
+
+
+def test_redelivery_without_credentials_is_refused_at_deploy_time(template: dict[str, Any]) -> None:
+    assert rule_findings(template) == []
+    [finding] = rule_findings(template, {"RedeliveryHooks": "repos/octo-org/hello-world/hooks/42"})
+    assert finding.startswith("RedeliveryNeedsCredentials: ")
+    assert rule_findings(template, {"RedeliveryHooks": "app", "GitHubAppId": "1"})
+    assert rule_findings(template, PARAMETER_SETS["redelivery-app"]) == []
 
 
 def test_function_shape(cloudformation: dict[str, Any]) -> None:
@@ -256,15 +496,37 @@ def test_throttling_defaults_let_a_legitimate_burst_through(template: dict[str, 
         assert "Sizing throttling and concurrency" in parameters[name]["Description"], name
 
 
-def test_every_variable_the_code_reads_is_set(template: dict[str, Any]) -> None:
-    assert {"WEBHOOK_SECRET_PARAMETER", "EVENT_BUS_NAME", "IDEMPOTENCY_TABLE"} <= env_vars_read_by_the_code()
+def test_each_function_sets_exactly_the_variables_its_code_reads(template: dict[str, Any]) -> None:
+    webhook = env_vars_read_by_the_code(FUNCTION)
+    redelivery = env_vars_read_by_the_code(REDELIVERY_FUNCTION)
+    assert {"WEBHOOK_SECRET_PARAMETER", "EVENT_BUS_NAME", "IDEMPOTENCY_TABLE"} <= webhook
+    assert {"REDELIVERY_HOOKS", "GITHUB_TOKEN_PARAMETER", "REDELIVERY_STATE_TABLE", "GITHUB_API_URL"} <= redelivery
+    shared = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_TRACE_DISABLED"}
+    assert webhook & redelivery == shared | {"POWERTOOLS_LOG_LEVEL"}
     assert env_findings(template) == []
 
 
 def test_a_missing_variable_is_caught(template: dict[str, Any]) -> None:
     broken = copy.deepcopy(template)
     del broken["Resources"][FUNCTION]["Properties"]["Environment"]["Variables"]["IDEMPOTENCY_TABLE"]
-    assert env_findings(broken) == ["IDEMPOTENCY_TABLE is read by the code but not set by the template"]
+    del broken["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]["REDELIVERY_MAX_ATTEMPTS"]
+    assert env_findings(broken) == [
+        "WebhookFunction: IDEMPOTENCY_TABLE is read by the code but not set by the template",
+        "RedeliveryFunction: REDELIVERY_MAX_ATTEMPTS is read by the code but not set by the template",
+    ]
+
+
+def test_a_variable_nothing_reads_is_caught(template: dict[str, Any]) -> None:
+    # A misspelt name, or the receiver's variable on the redelivery function: the code would use its default.
+    broken = copy.deepcopy(template)
+    variables = broken["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]
+    variables["REDELIVERY_LOOKBACK_HOUR"] = variables.pop("REDELIVERY_LOOKBACK_HOURS")
+    variables["IDEMPOTENCY_TABLE"] = {"Ref": "DeliveriesTable"}
+    assert env_findings(broken) == [
+        "RedeliveryFunction: REDELIVERY_LOOKBACK_HOURS is read by the code but not set by the template",
+        "RedeliveryFunction: IDEMPOTENCY_TABLE is set by the template but not read by the code",
+        "RedeliveryFunction: REDELIVERY_LOOKBACK_HOUR is set by the template but not read by the code",
+    ]
 
 
 def test_data_stores_are_safe_by_default(cloudformation: dict[str, Any]) -> None:
@@ -281,27 +543,42 @@ def test_data_stores_are_safe_by_default(cloudformation: dict[str, Any]) -> None
     [deny] = cloudformation["Resources"]["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    for group in ("FunctionLogGroup", "ApiAccessLogGroup"):
+    for group in ("FunctionLogGroup", "ApiAccessLogGroup", "RedeliveryLogGroup"):
         assert cloudformation["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
-def test_alarms_cover_errors_throttles_5xx_and_signature_rejections(cloudformation: dict[str, Any]) -> None:
-    alarms = {
-        a["Properties"]["MetricName"]: a["Properties"]
-        for a in of_type(cloudformation, "AWS::CloudWatch::Alarm").values()
+def test_alarms_cover_errors_throttles_5xx_signature_rejections_and_redelivery(cloudformation: dict[str, Any]) -> None:
+    alarms = {name: a["Properties"] for name, a in of_type(cloudformation, "AWS::CloudWatch::Alarm").items()}
+    metrics = {name: (a["Namespace"], a["MetricName"]) for name, a in alarms.items()}
+    assert metrics == {
+        "FunctionErrorsAlarm": ("AWS/Lambda", "Errors"),
+        "FunctionThrottlesAlarm": ("AWS/Lambda", "Throttles"),
+        "Api5xxAlarm": ("AWS/ApiGateway", "5xx"),
+        "SignatureRejectionsAlarm": ({"Ref": "MetricsNamespace"}, "DeliveryRejected"),
+        "RedeliveryErrorsAlarm": ("AWS/Lambda", "Errors"),
+        "RedeliveryGaveUpAlarm": ({"Ref": "MetricsNamespace"}, "RedeliveryGaveUp"),
     }
-    assert set(alarms) == {"Errors", "Throttles", "5xx", "DeliveryRejected"}
-    assert {"Name": "reason", "Value": "signature"} in alarms["DeliveryRejected"]["Dimensions"]
+    assert {"Name": "reason", "Value": "signature"} in alarms["SignatureRejectionsAlarm"]["Dimensions"]
+    assert alarms["RedeliveryErrorsAlarm"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": REDELIVERY_FUNCTION}}
+    ]
+    # The redelivery function's metrics carry its own service name (POWERTOOLS_SERVICE_NAME).
+    gave_up = alarms["RedeliveryGaveUpAlarm"]
+    variables = cloudformation["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert gave_up["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert (gave_up["Statistic"], gave_up["Period"], gave_up["Threshold"]) == ("Sum", 300, 1)
+    assert gave_up["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     for alarm in alarms.values():
-        assert alarm["AlarmActions"] == {
-            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-        }
+        assert alarm["TreatMissingData"] == "notBreaching"
+        for actions in ("AlarmActions", "OKActions"):
+            assert alarm[actions] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
 
 def test_outputs(cloudformation: dict[str, Any]) -> None:
     outputs = cloudformation["Outputs"]
     assert outputs["WebhookUrl"]["Value"]["Fn::Sub"].endswith("/webhook")
     assert {"EventBusName", "EventBusArn", "ArchiveBucketName", "DeliveriesTableName"} <= set(outputs)
+    assert outputs["RedeliveryFunctionName"]["Value"] == {"Ref": REDELIVERY_FUNCTION}
 
 
 def test_secret_is_not_created_by_the_template(cloudformation: dict[str, Any]) -> None:
@@ -311,10 +588,14 @@ def test_secret_is_not_created_by_the_template(cloudformation: dict[str, Any]) -
 def test_sam_local_env_file_only_sets_variables_the_template_declares(template: dict[str, Any]) -> None:
     # `sam local invoke --env-vars` ignores variables the template does not declare.
     local = json.loads((ROOT / "env.local.json").read_text(encoding="utf-8"))
-    declared = template["Resources"][FUNCTION]["Properties"]["Environment"]["Variables"]
-    assert set(local) == {FUNCTION}
-    assert set(local[FUNCTION]) <= set(declared)
-    assert declared["WEBHOOK_SECRET"] == ""  # empty when deployed
+    assert FUNCTION in local
+    assert set(local) <= set(FUNCTIONS)
+    for function, variables in local.items():
+        declared = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert set(variables) <= set(declared), function
+    # Literal secrets are declared for `sam local`, and empty when deployed.
+    assert template["Resources"][FUNCTION]["Properties"]["Environment"]["Variables"]["WEBHOOK_SECRET"] == ""
+    assert template["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]["GITHUB_TOKEN"] == ""
 
 
 def test_snapstart_is_an_option_on_the_published_alias(cloudformation: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ class PowertoolsTelemetry:
         level: str,
         message: str,
         *,
-        metrics: Sequence[str] = (),
+        metrics: Sequence[str] | Mapping[str, int] = (),
         dimensions: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
@@ -54,7 +54,7 @@ class PowertoolsTelemetry:
         # stacklevel 3: the line's "location" is the caller's, not this method's.
         getattr(self.logger, level)(message, extra=extra, stacklevel=3)
 
-    def emf(self, metrics: Sequence[str], dimensions: Mapping[str, str]) -> dict[str, Any]:
+    def emf(self, metrics: Sequence[str] | Mapping[str, int], dimensions: Mapping[str, str]) -> dict[str, Any]:
         """CloudWatch EMF fields that make a log line also count ``metrics`` (by ``service`` and ``dimensions``).
 
         CloudWatch extracts metrics from any JSON log line with an ``_aws`` block, so the one line a
@@ -71,7 +71,7 @@ class PowertoolsTelemetry:
                     }
                 ],
             },
-            **dict.fromkeys(metrics, 1),
+            **(dict(metrics) if isinstance(metrics, Mapping) else dict.fromkeys(metrics, 1)),
             **dimensions,
         }
 

@@ -97,11 +97,12 @@ class Telemetry(Protocol):
         level: str,
         message: str,
         *,
-        metrics: Sequence[str] = (),
+        metrics: Sequence[str] | Mapping[str, int] = (),
         dimensions: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
-        """One line at ``level`` (``info``, ``warning``, ``error``); it also counts each of ``metrics``."""
+        """One line at ``level`` (``info``, ``warning``, ``error``); it also counts each of ``metrics``
+        (once each, or by the value a mapping gives)."""
         ...
 
     def unexpected(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from handler.core.outcomes import ConfigurationError
+from handler.core.redelivery import Hook, Policy, parse_hooks
 from handler.core.secrets import split_secrets
 from handler.core.source import SourceAllowList
 
@@ -26,6 +28,7 @@ DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
 DEFAULT_TIME_BUDGET_SECONDS = 8
 # One whole call to S3 (connect, 100-continue, read) must fit, or nothing could ever be archived.
 MIN_TIME_BUDGET_SECONDS = 4
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
 
@@ -97,6 +100,54 @@ class TelemetrySettings:
             # X-Ray in a deployed function unless disabled (Powertools' own rule); a no-op elsewhere.
             tracing=_deployed(env) and not disabled,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RedeliverySettings:
+    """The redelivery function's configuration (``handler.redelivery``)."""
+
+    hooks: tuple[Hook, ...] = ()
+    api_url: str = DEFAULT_GITHUB_API_URL
+    token_parameter: str | None = None
+    # A literal token for local use only; never shown by repr().
+    token: str | None = field(default=None, repr=False)
+    app_id: str | None = None
+    app_private_key_parameter: str | None = None
+    state_table: str | None = None
+    policy: Policy = field(default_factory=Policy)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RedeliverySettings:
+        env = os.environ if environ is None else environ
+        if env.get("GITHUB_TOKEN") and _deployed(env):
+            raise ConfigurationError("GITHUB_TOKEN is for local use; set GITHUB_TOKEN_PARAMETER")
+        try:
+            hooks = parse_hooks(env.get("REDELIVERY_HOOKS", ""))
+        except ValueError as exc:
+            raise ConfigurationError(f"REDELIVERY_HOOKS: {exc}") from None
+        api_url = (env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
+        parsed = urlsplit(api_url)
+        loopback = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")  # tests, stand-ins
+        if not ((parsed.scheme == "https" and parsed.hostname) or loopback):
+            raise ConfigurationError("GITHUB_API_URL must be an https:// URL")
+        settings = cls(
+            hooks=hooks,
+            api_url=api_url,
+            token_parameter=env.get("GITHUB_TOKEN_PARAMETER") or None,
+            token=env.get("GITHUB_TOKEN") or None,
+            app_id=env.get("GITHUB_APP_ID") or None,
+            app_private_key_parameter=env.get("GITHUB_APP_PRIVATE_KEY_PARAMETER") or None,
+            state_table=env.get("REDELIVERY_STATE_TABLE") or None,
+            policy=Policy(
+                lookback_seconds=_int(env, "REDELIVERY_LOOKBACK_HOURS", 72, minimum=1) * 3600,
+                max_attempts=_int(env, "REDELIVERY_MAX_ATTEMPTS", 3, minimum=1),
+            ),
+        )
+        if any(hook.is_app for hook in hooks) and not (settings.app_id and settings.app_private_key_parameter):
+            raise ConfigurationError("the app hook needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PARAMETER")
+        if any(not hook.is_app for hook in hooks) and not (settings.token or settings.token_parameter):
+            raise ConfigurationError("repository and organization hooks need GITHUB_TOKEN_PARAMETER")
+        return settings
 
 
 def _deployed(env: Mapping[str, str]) -> bool:

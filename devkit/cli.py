@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from devkit import errors
 from devkit.errors import CliError
 from devkit.github import DEV_SECRET
+from handler.core import headers as h
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
 
@@ -107,7 +108,34 @@ def build_parser() -> argparse.ArgumentParser:
         default="csv",
         help="csv (default), one per line, ALLOWED_SOURCE_CIDRS=..., or AllowedSourceCidrs=... for sam deploy",
     )
+
+    deliveries = commands.add_parser(
+        "deliveries",
+        help="list a hook's recent deliveries from GitHub (guid, event, status, attempts)",
+        description="List a hook's deliveries through GitHub's REST API, one row per delivery (guid), newest "
+        "first. Uses GITHUB_TOKEN (or --app-id and --app-key for the App's hook) and GITHUB_API_URL.",
+    )
+    _hook_options(deliveries)
+    deliveries.add_argument("--failed", action="store_true", help="only deliveries with no successful attempt")
+
+    redeliver = commands.add_parser(
+        "redeliver",
+        help="redeliver a hook's failed deliveries once, as the redelivery function does",
+        description="Run the redelivery function's logic once for a hook: redeliver every delivery whose last "
+        "attempt failed in a way a retry can fix (5xx, 408, 409, 429, no answer), within the window and the cap.",
+    )
+    _hook_options(redeliver)
+    redeliver.add_argument("--dry-run", action="store_true", help="say what would be redelivered, redeliver nothing")
+    redeliver.add_argument("--max-attempts", type=int, default=3, help="redeliveries per delivery (default 3)")
+    redeliver.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _hook_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hook", required=True, help="repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app")
+    parser.add_argument("--since", help="from this time (ISO 8601, UTC unless an offset is given; default 72 h ago)")
+    parser.add_argument("--app-id", help="the GitHub App's id (for --hook app)")
+    parser.add_argument("--app-key", help="the GitHub App's PEM private key file (for --hook app)")
 
 
 def _delivery_options(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +180,7 @@ def run_send(args: argparse.Namespace) -> int:
     check_url(args.url)
     body, headers = _signed_request(args)
     print(
-        f"POST {args.url}  {headers['x-github-event']}  delivery {headers['x-github-delivery']}  {len(body)} bytes",
+        f"POST {args.url}  {headers[h.EVENT]}  delivery {headers[h.DELIVERY]}  {len(body)} bytes",
         file=sys.stderr,
     )
     status, answer = post(args.url, body, headers)
@@ -180,7 +208,7 @@ def run_event(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"cannot write {args.output} ({exc.strerror})") from None
         print(
-            f"wrote {args.output} ({headers['x-github-event']}, delivery {headers['x-github-delivery']})",
+            f"wrote {args.output} ({headers[h.EVENT]}, delivery {headers[h.DELIVERY]})",
             file=sys.stderr,
         )
     else:
@@ -228,6 +256,43 @@ def run_github_ranges(args: argparse.Namespace) -> int:
     return errors.OK
 
 
+def run_deliveries(args: argparse.Namespace) -> int:
+    from devkit.redeliver import attempts_since, client, hook_from, render, rows, since_or_window
+
+    hook = hook_from(args.hook)
+    api = client(hook, app_id=args.app_id, key_file=args.app_key)
+    table = rows(attempts_since(api, hook, since_or_window(args.since)))
+    if args.failed:
+        table = [row for row in table if row.failed]
+    print(render(table))
+    print(
+        f"{len(table)} deliveries, {sum(row.failed for row in table)} failed ({api.requests} requests)", file=sys.stderr
+    )
+    return errors.OK
+
+
+def run_redeliver(args: argparse.Namespace) -> int:
+    from devkit.redeliver import client, hook_from, redeliver, since_or_window
+
+    hook = hook_from(args.hook)
+    api = client(hook, app_id=args.app_id, key_file=args.app_key)
+    counts = redeliver(
+        api,
+        hook,
+        since=since_or_window(args.since),
+        max_attempts=args.max_attempts,
+        dry_run=args.dry_run,
+        progress=not args.no_progress,
+    )
+    verb = "would redeliver" if args.dry_run else "redelivered"
+    print(
+        f"{verb} {counts.redelivered}; checked {counts.checked} attempts in {counts.pages} pages; failed "
+        f"{counts.failed}, refused {counts.refused}, given up {counts.capped}, too old {counts.too_old}"
+        + ("" if counts.complete else "; stopped early (rate limit or time): run it again")
+    )
+    return errors.OK if counts.complete else errors.REJECTED
+
+
 COMMANDS = {
     "serve": run_serve,
     "send": run_send,
@@ -235,4 +300,6 @@ COMMANDS = {
     "invoke": run_invoke,
     "replay": run_replay,
     "github-ranges": run_github_ranges,
+    "deliveries": run_deliveries,
+    "redeliver": run_redeliver,
 }

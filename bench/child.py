@@ -2,9 +2,9 @@
 
 ``python -m bench.child SPEC.json``: the spec (written by :mod:`bench.run`) names the handler
 module, the event files and how many invocations to time; the figures go to the spec's ``out``.
-Nothing but the standard library and devkit.apigw (standard library only) is imported before
-the cold-start clock starts, and stdout (the receiver's logs and metrics) is discarded by the
-parent for both handlers alike.
+Nothing but the standard library, devkit.apigw and handler.core.headers (constants, standard
+library only) is imported before the cold-start clock starts, and stdout (the receiver's logs and
+metrics) is discarded by the parent for both handlers alike.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit.apigw import LambdaContext
+from handler.core.headers import DELIVERY
 
 WARMUP = 2  # untimed invocations per size: a first call may still fill caches
 
@@ -110,7 +111,7 @@ def load(events: Path, name: str) -> dict[str, Any]:
 
 def fresh(event: dict[str, Any]) -> dict[str, Any]:
     """The same request under a new X-GitHub-Delivery (the signature covers the body only)."""
-    return {**event, "headers": {**event["headers"], "x-github-delivery": str(uuid.uuid4())}}
+    return {**event, "headers": {**event["headers"], DELIVERY: str(uuid.uuid4())}}
 
 
 def expect(response: dict[str, Any], status: int) -> None:

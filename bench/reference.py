@@ -23,6 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from mangum import Mangum
 
+from handler.core import headers as h
+
 SOURCE = "github.com"
 MAX_ENTRY_BYTES = 256 * 1024
 TTL_SECONDS = 4 * 24 * 3600
@@ -50,12 +52,12 @@ def answer(status: int, content: dict[str, str]) -> Response:
 async def webhook(request: Request) -> Response:
     body = await request.body()
     expected = b"sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest().encode()
-    presented = request.headers.get("x-hub-signature-256", "").encode()
+    presented = request.headers.get(h.SIGNATURE_256, "").encode()
     if not hmac.compare_digest(expected, presented):
         return answer(401, {"error": "signature_mismatch"})
-    event = request.headers.get("x-github-event", "")
-    delivery_id = request.headers.get("x-github-delivery", "")
-    form = request.headers.get("content-type", "").startswith(FORM)
+    event = request.headers.get(h.EVENT, "")
+    delivery_id = request.headers.get(h.DELIVERY, "")
+    form = request.headers.get(h.CONTENT_TYPE, "").startswith(FORM)
     text = parse_qs(body.decode("ascii"))["payload"][0] if form else body
     payload = json.loads(text)
 

@@ -3,7 +3,8 @@
 ``make bench`` (or ``.venv/bin/python -m bench.run``). AWS is moto's server on loopback, so both
 handlers pay real client creation and real HTTP. Every measurement runs in fresh child processes
 (:mod:`bench.child`), alternating receiver and reference so that drift hits both. Figures are
-medians over ``REPS`` processes; the table is printed and written to bench/RESULTS.md.
+medians over ``REPS`` processes; the table is printed and written to bench/RESULTS.md, above the
+file's hand-written ``## History`` section, which is kept.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.child import WARMUP
+from devkit.aws_resources import Names, connect, provision
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -41,16 +43,16 @@ KIB, MIB = 1024, 1024 * 1024
 
 REGION = "us-east-1"
 SECRET = "bench-webhook-secret"  # noqa: S105 (only ever stored in the local emulator)
-PARAMETER = "/github-webhook/bench/secret"
-BUS, BUCKET, TABLE = "bench-github", "bench-github-archive", "bench-github-deliveries"
+# The receiver's resources, as `make serve` creates them (no queue: nothing reads the bus here).
+RESOURCES = Names(
+    secret_parameter="/github-webhook/bench/secret",  # noqa: S106 (a name, not a secret)
+    bus="bench-github",
+    bucket="bench-github-archive",
+    table="bench-github-deliveries",
+)
 CONFIGS = {
-    "core": {"WEBHOOK_SECRET_PARAMETER": PARAMETER},
-    "full": {
-        "WEBHOOK_SECRET_PARAMETER": PARAMETER,
-        "EVENT_BUS_NAME": BUS,
-        "ARCHIVE_BUCKET": BUCKET,
-        "IDEMPOTENCY_TABLE": TABLE,
-    },
+    "core": Names(secret_parameter=RESOURCES.secret_parameter).environment(),
+    "full": RESOURCES.environment(),
 }
 TARGETS = {"receiver": "handler.app", "reference": "bench.reference"}
 
@@ -74,49 +76,27 @@ def main() -> None:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        s3 = provision(aws)
-
-        def empty_bucket() -> None:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-                for item in page.get("Contents", []):
-                    s3.delete_object(Bucket=BUCKET, Key=item["Key"])
-
+        resources = provision(connect(aws["AWS_ENDPOINT_URL"], region=REGION), RESOURCES, secret=SECRET)
         with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
             events = Path(scratch)
             sizes = write_events(events)
-            results = run_all(events, aws, empty_bucket)
+            results = run_all(events, aws, resources.empty_bucket)
     finally:
         server.stop()
     report = render(results, sizes, time.monotonic() - began)
     print(report)
-    RESULTS.write_text(report)
+    RESULTS.write_text(report + kept_history())
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
-def provision(aws: dict[str, str]) -> Any:
-    """The receiver's resources, as `make serve` creates them, in the emulator; returns an S3 client."""
-    import boto3
-
-    session = boto3.Session(
-        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-        region_name=REGION,
-    )
-
-    def client(service: str) -> Any:
-        return session.client(service, endpoint_url=aws["AWS_ENDPOINT_URL"])
-
-    client("ssm").put_parameter(Name=PARAMETER, Value=SECRET, Type="SecureString", Overwrite=True)
-    client("events").create_event_bus(Name=BUS)
-    client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    s3 = client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
+def kept_history() -> str:
+    """The hand-written ``## History`` section at the end of RESULTS.md: every run keeps it."""
+    try:
+        text = RESULTS.read_text()
+    except FileNotFoundError:
+        return ""
+    start = text.find("\n## History")
+    return text[start:] if start >= 0 else ""
 
 
 def padded_push(size: int) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from handler.core import headers as h
+
 API_ID = "a1b2c3d4e5"
 REGION = "us-east-1"
 
@@ -55,7 +57,7 @@ def http_api_event(
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
-                "userAgent": lowered.get("user-agent", ""),
+                "userAgent": lowered.get(h.USER_AGENT, ""),
             },
             "requestId": request_id or base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
             "routeKey": f"{method} {path}",

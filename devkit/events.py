@@ -12,6 +12,7 @@ from typing import Any
 
 from devkit.apigw import http_api_event
 from devkit.github import encode_body, github_headers, sample_payload
+from handler.core import headers as h
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 _EPOCH_MS = 1796000000000  # fixed, so regenerating gives the same files
@@ -33,8 +34,8 @@ def build(name: str) -> dict[str, Any]:
     if not signed:
         # Signed over a different body: what a forgery or a tampered delivery looks like.
         other = github_headers(event, body + b" ", delivery_id=delivery_id, form=form)
-        headers["x-hub-signature-256"] = other["x-hub-signature-256"]
-        headers["x-hub-signature"] = other["x-hub-signature"]
+        headers[h.SIGNATURE_256] = other[h.SIGNATURE_256]
+        headers[h.SIGNATURE_SHA1] = other[h.SIGNATURE_SHA1]
     return http_api_event(
         body, headers, base64_encoded=b64, request_id=f"sample-{delivery_id[-4:]}", epoch_ms=_EPOCH_MS
     )

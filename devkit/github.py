@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from handler.core import headers as h
+from handler.core.delivery import FORM, JSON
 from handler.core.signature import sign
 
 # The development secret: events/ are signed with it and `make serve` uses it. Never deploy it.
@@ -43,16 +45,16 @@ def github_headers(
     """Every header GitHub sends with a delivery, signed over ``body`` (lower-case names)."""
     headers = {
         "accept": "*/*",
-        "content-type": "application/x-www-form-urlencoded" if form else "application/json",
-        "user-agent": USER_AGENT,
-        "x-github-delivery": delivery_id or str(uuid.uuid4()),
-        "x-github-event": event,
-        "x-github-hook-id": hook_id,
-        "x-github-hook-installation-target-id": target_id,
-        "x-github-hook-installation-target-type": target_type,
+        h.CONTENT_TYPE: FORM if form else JSON,
+        h.USER_AGENT: USER_AGENT,
+        h.DELIVERY: delivery_id or str(uuid.uuid4()),
+        h.EVENT: event,
+        h.HOOK_ID: hook_id,
+        h.TARGET_ID: target_id,
+        h.TARGET_TYPE: target_type,
     }
     if secret is not None:
         key = secret.encode() if isinstance(secret, str) else secret
-        headers["x-hub-signature"] = sign(body, secret=key, algorithm="sha1")
-        headers["x-hub-signature-256"] = sign(body, secret=key)
+        headers[h.SIGNATURE_SHA1] = sign(body, secret=key, algorithm="sha1")
+        headers[h.SIGNATURE_256] = sign(body, secret=key)
     return headers

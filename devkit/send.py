@@ -6,19 +6,20 @@ import http.client
 from urllib.parse import urlsplit
 
 from devkit.errors import UNREACHABLE, USAGE, CliError
+from handler.core import headers as h
 
 # GitHub's own spelling of its headers (HTTP does not care, people reading a capture do).
 _GITHUB_CASE = {
     "accept": "Accept",
-    "content-type": "Content-Type",
-    "user-agent": "User-Agent",
-    "x-github-delivery": "X-GitHub-Delivery",
-    "x-github-event": "X-GitHub-Event",
-    "x-github-hook-id": "X-GitHub-Hook-ID",
-    "x-github-hook-installation-target-id": "X-GitHub-Hook-Installation-Target-ID",
-    "x-github-hook-installation-target-type": "X-GitHub-Hook-Installation-Target-Type",
-    "x-hub-signature": "X-Hub-Signature",
-    "x-hub-signature-256": "X-Hub-Signature-256",
+    h.CONTENT_TYPE: "Content-Type",
+    h.USER_AGENT: "User-Agent",
+    h.DELIVERY: "X-GitHub-Delivery",
+    h.EVENT: "X-GitHub-Event",
+    h.HOOK_ID: "X-GitHub-Hook-ID",
+    h.TARGET_ID: "X-GitHub-Hook-Installation-Target-ID",
+    h.TARGET_TYPE: "X-GitHub-Hook-Installation-Target-Type",
+    h.SIGNATURE_SHA1: "X-Hub-Signature",
+    h.SIGNATURE_256: "X-Hub-Signature-256",
 }
 
 

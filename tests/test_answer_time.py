@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from devkit.aws_resources import Names, connect, provision
 from devkit.github import DEV_SECRET
 from handler.aws.clients import READ_TIMEOUT
 from tests.loopback import BlackHole, DelayingProxy, refused_endpoint
@@ -28,7 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BOUND_SECONDS = 9.0  # GitHub waits 10 s; the function's Timeout is 10 s
 SLOW = READ_TIMEOUT - 0.1  # each answer arrives just before the read timeout would fire
 WAVE = 7  # scenarios timed at once
-PARAMETER, BUS, BUCKET, TABLE = "/github-webhook/timing/secret", "timing-bus", "timing-archive", "timing-deliveries"
+RESOURCES = Names(
+    secret_parameter="/github-webhook/timing/secret",
+    bus="timing-bus",
+    bucket="timing-archive",
+    table="timing-deliveries",
+)
 # The variable that points each service elsewhere, as botocore names it.
 ENDPOINT_VARIABLES = {
     "ssm": "AWS_ENDPOINT_URL_SSM",
@@ -58,18 +63,7 @@ def moto_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    session = boto3.Session(aws_access_key_id="timing", aws_secret_access_key="timing", region_name="us-east-1")
-    session.client("ssm", endpoint_url=endpoint).put_parameter(
-        Name=PARAMETER, Value=DEV_SECRET, Type="SecureString", Overwrite=True
-    )
-    session.client("events", endpoint_url=endpoint).create_event_bus(Name=BUS)
-    session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    session.client("dynamodb", endpoint_url=endpoint).create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    provision(connect(endpoint), RESOURCES, secret=DEV_SECRET)
     yield endpoint
     server.stop()
 
@@ -88,12 +82,9 @@ def _environment(moto: str, endpoints: dict[str, str]) -> dict[str, str]:
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": moto,
-            "WEBHOOK_SECRET_PARAMETER": PARAMETER,
-            "EVENT_BUS_NAME": BUS,
-            "ARCHIVE_BUCKET": BUCKET,
-            "IDEMPOTENCY_TABLE": TABLE,
             "POWERTOOLS_LOG_LEVEL": "ERROR",
         }
+        | RESOURCES.environment()
     )
     for service, url in endpoints.items():
         env[ENDPOINT_VARIABLES[service]] = url

@@ -53,14 +53,16 @@ IAC_STAMP := $(IAC_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: serve test lint iac audit bench events clean build-WebhookFunction build-RedeliveryFunction
+.PHONY: serve test lint iac audit bench build events clean build-WebhookFunction build-RedeliveryFunction
 .PHONY: $(call stale,$(STAMP),$(PYTHON_VERSION)) $(if $(SMOKE_STAMP),$(call stale,$(SMOKE_STAMP),$(word 2,$(SMOKE_FOUND))))
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-redelivery.txt
 	@test -n "$(PYTHON_VERSION)" || { echo "make: '$(PYTHON)' does not run: install Python $(RUNTIME_PYTHON) (or $(OLDEST_PYTHON)+), or pass PYTHON=..." >&2; exit 1; }
+	@echo "==> Setting up $(VENV) on Python $(PYTHON_VERSION): installing the pinned packages (once; about 1-4 minutes, pip's progress below)" >&2
 	$(PYTHON) -m venv --clear $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
 	echo $(PYTHON_VERSION) > $(STAMP)
+	@echo "==> $(VENV) is ready" >&2
 
 ifdef SMOKE_STAMP
 $(SMOKE_STAMP): requirements.txt requirements-dev.txt
@@ -72,8 +74,9 @@ $(SMOKE_STAMP): requirements.txt requirements-dev.txt
 endif
 
 $(IAC_STAMP): infra/requirements.txt
+	@echo "==> Setting up $(IAC_VENV): the SAM CLI, cfn-lint and checkov (once; about 1-3 minutes, pip's progress below)" >&2
 	$(IAC_PYTHON) -m venv $(IAC_VENV)
-	$(IAC)/python -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	$(IAC)/python -m pip install --disable-pip-version-check --progress-bar on -r infra/requirements.txt
 	touch $(IAC_STAMP)
 
 # The receiver on the development secret, with an AWS emulator (moto) for SSM, the bus, archive and table.
@@ -86,11 +89,12 @@ lint: $(STAMP)
 
 # Infrastructure: SAM's own lint, cfn-lint, checkov, then tests on the transformed template and the build.
 iac: $(IAC_STAMP)
+	@rm -f $(NOT_RUN)
 	$(IAC)/sam validate --lint
 	$(IAC)/cfn-lint template.yaml
 	$(IAC)/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 	$(IAC)/python -m pytest infra
-	$(IAC)/python infra/audit.py --if-reachable
+	$(IAC)/python infra/audit.py --if-reachable --record $(NOT_RUN)
 
 # pip-audit over the pinned requirements; fails if PyPI's vulnerability data cannot be reached.
 audit: $(IAC_STAMP)
@@ -108,7 +112,14 @@ test: lint iac $(SMOKE_STAMP)
 smoke_run = $(if $(SMOKE_STAMP),echo "$(SMOKE_VENV)/bin/python -m pytest $(SMOKE_TESTS)    (Python $(word 2,$(SMOKE_FOUND)))"; \
 	$(SMOKE_VENV)/bin/python -m pytest $(SMOKE_TESTS),:)
 test_notices = $(if $(filter $(RUNTIME_PYTHON),$(basename $(PYTHON_VERSION))),:,$(runtime_notice)); \
-	$(if $(SMOKE_STAMP)$(filter $(OLDEST_PYTHON),$(basename $(PYTHON_VERSION))),:,$(oldest_notice))
+	$(if $(SMOKE_STAMP)$(filter $(OLDEST_PYTHON),$(basename $(PYTHON_VERSION))),:,$(oldest_notice)); \
+	$(not_run_notice)
+# Checks that could not run on this machine (recorded by `make iac`), repeated where they are seen: last.
+NOT_RUN := $(IAC_VENV)/not-run.txt
+not_run_notice = if [ -s $(NOT_RUN) ]; then printf '%s\n' '' \
+	'!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
+	'!!! NOT RUN HERE: these checks could not run on this machine (run them where they can):' >&2; sed 's/^/!!!   /' $(NOT_RUN) >&2; \
+	printf '%s\n' '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' >&2; fi
 runtime_notice = printf '%s\n' '' \
 	'!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
 	'!!! NOT TESTED ON THE LAMBDA RUNTIME: the suite ran on Python $(PYTHON_VERSION) ($(PYTHON)), not $(RUNTIME_PYTHON).' \
@@ -120,6 +131,10 @@ runtime_notice = printf '%s\n' '' \
 oldest_notice = printf '%s\n' '' \
 	'Note: no python$(OLDEST_PYTHON) on PATH or under pyenv, so the smoke run on the oldest Python the README' \
 	'supports was skipped (pyenv install $(OLDEST_PYTHON) to have it).' >&2
+
+# `sam build` with the pinned SAM CLI (.venv-iac) and its telemetry off (no banner, nothing sent).
+build: $(IAC_STAMP)
+	$(IAC)/sam build
 
 events: $(STAMP)
 	$(PY) -m devkit event --samples
@@ -140,11 +155,11 @@ build-WebhookFunction:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)" \
 		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
 		-r requirements.txt
+	rm -rf "$(ARTIFACTS_DIR)/bin"  # console scripts whose shebang names this machine's Python: nothing runs them
 	tar --exclude=__pycache__ -cf - handler | tar -xf - -C "$(ARTIFACTS_DIR)"
 
 # The redelivery function's artifact: handler/ plus requirements-redelivery.txt's wheels, constrained by
 # requirements.txt (a package both functions use has the one pin), without the receiver's web stack.
-# pip --target puts console scripts in bin/: nothing runs them, so they are left out.
 build-RedeliveryFunction:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)" \
 		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \

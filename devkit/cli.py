@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("payload", help="a JSON file, or a sample name")
     send.add_argument("--url", default=DEFAULT_URL, help=f"receiver URL (default {DEFAULT_URL})")
     _delivery_options(send)
+    send.add_argument(
+        "--pretty", action="store_true", help="indent the JSON (GitHub sends it compact: sizes and bytes then differ)"
+    )
 
     event = commands.add_parser(
         "event",
@@ -162,7 +165,7 @@ def _signed_request(args: argparse.Namespace) -> tuple[bytes, dict[str, str]]:
     from devkit.github import encode_body, github_headers
 
     event, payload = payloads.load(args.payload, args.event)
-    body = encode_body(payload, form=args.form)
+    body = encode_body(payload, form=args.form, pretty=getattr(args, "pretty", False))
     secret = None if args.unsigned else args.secret
     return body, github_headers(event, body, secret=secret, delivery_id=args.delivery_id, form=args.form)
 

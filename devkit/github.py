@@ -25,9 +25,21 @@ def sample_payload(event: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / f"{event}.json").read_text(encoding="utf-8"))
 
 
-def encode_body(payload: dict[str, Any] | bytes, *, form: bool = False) -> bytes:
-    """The body GitHub would send: compact JSON, or the JSON in the form field ``payload``."""
-    raw = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+# GitHub sends compact JSON (no spaces after separators) with non-ASCII text as UTF-8.
+GITHUB_SEPARATORS = (",", ":")
+
+
+def encode_body(payload: dict[str, Any] | bytes, *, form: bool = False, pretty: bool = False) -> bytes:
+    """The body GitHub would send: compact JSON, or the JSON in the form field ``payload``.
+
+    ``pretty`` indents it instead, for reading (the bytes then differ from what GitHub would send).
+    """
+    if isinstance(payload, bytes):
+        raw = payload
+    elif pretty:
+        raw = json.dumps(payload, ensure_ascii=False, indent=2).encode()
+    else:
+        raw = json.dumps(payload, ensure_ascii=False, separators=GITHUB_SEPARATORS).encode()
     return urlencode({"payload": raw}).encode() if form else raw
 
 

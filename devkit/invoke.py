@@ -22,11 +22,11 @@ LOCAL_ENV = {
 }
 
 
-def load_event(path: str) -> dict[str, Any]:
+def load_event(path: str, *, what: str = "event file") -> dict[str, Any]:
     try:
         event = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
-        raise CliError(f"no such event file: {path}", USAGE) from None
+        raise CliError(f"no such {what}: {path}", USAGE) from None
     except (OSError, ValueError) as exc:
         raise CliError(f"{path} is not a readable JSON file ({type(exc).__name__})", USAGE) from None
     if not isinstance(event, dict):
@@ -36,7 +36,7 @@ def load_event(path: str) -> dict[str, Any]:
 
 def env_from_file(path: str, function: str = "WebhookFunction") -> dict[str, str]:
     """The variables for ``function`` in a `sam local invoke --env-vars` file."""
-    document = load_event(path)
+    document = load_event(path, what="env-vars file")
     section = document.get(function, document.get("Parameters", {}))
     if not isinstance(section, dict):
         raise CliError(f"{path} has no {function} section", USAGE)

@@ -7,7 +7,7 @@ import json
 import urllib.error
 import urllib.request
 
-from devkit.errors import UNREACHABLE, USAGE, CliError
+from devkit.errors import REJECTED, UNREACHABLE, USAGE, CliError
 
 GITHUB_META = "https://api.github.com/meta"
 
@@ -23,7 +23,7 @@ def hook_ranges(url: str = GITHUB_META, *, timeout: float = 10.0) -> list[str]:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             document = json.load(response)
     except urllib.error.HTTPError as exc:
-        raise CliError(f"{url} answered HTTP {exc.code}", UNREACHABLE) from None
+        raise CliError(f"{url} answered HTTP {exc.code}", REJECTED) from None  # it answered: not "unreachable"
     except (urllib.error.URLError, OSError) as exc:
         raise CliError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}", UNREACHABLE) from None
     except ValueError:

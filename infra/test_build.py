@@ -190,3 +190,16 @@ def test_built_template_points_at_the_artifacts(build_dir: Path) -> None:
     built = (build_dir / "template.yaml").read_text(encoding="utf-8")
     assert f"CodeUri: {FUNCTION}" in built
     assert f"CodeUri: {REDELIVERY_FUNCTION}" in built
+
+
+def test_no_artifact_ships_console_scripts_or_the_build_machine_s_paths(each_artifact: Path) -> None:
+    """pip --target writes bin/ scripts whose shebang names the build machine's Python: nothing on Lambda
+    runs them, and they leak the build path."""
+    assert not (each_artifact / "bin").exists()
+    shebangs = []
+    for path in each_artifact.rglob("*"):
+        if path.is_file() and path.stat().st_size < 1_000_000:
+            head = path.read_bytes()[:200]
+            if head.startswith(b"#!") and (str(ROOT).encode() in head or b".venv" in head):
+                shebangs.append(path.relative_to(each_artifact).as_posix())
+    assert shebangs == []

@@ -4,6 +4,8 @@ either the Lambda handler (API Gateway v2 events) or the FastAPI app."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import io
 import json
 import threading
@@ -12,13 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from devkit.apigw import LambdaContext, http_api_event
+from devkit.aws_resources import Names, connect, provision
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler import app as app_module
+from handler.aws.ssm import SsmSecrets
+from tests import fakes
 
 RECEIVER_ENV = (
     "WEBHOOK_SECRET",
@@ -108,11 +115,42 @@ def logs() -> Iterator[Logs]:
     handler.setStream(previous)
 
 
+# Service models parsed once for the whole run: every test's fresh session (its own event hooks,
+# credentials and clients) reads them through this one loader instead of parsing the JSON again.
+_MODELS = botocore.loaders.create_loader()
+
+
+def _new_default_session() -> None:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _MODELS)
+    boto3.setup_default_session(botocore_session=core)
+    # boto3 adds its resource models' folder to the loader's search paths for each new session.
+    _MODELS.search_paths[:] = dict.fromkeys(_MODELS.search_paths)
+
+
+@functools.cache
+def _models_loaded() -> None:
+    """Load the models (botocore's and moto's) of every service the tests call, then move them and
+    all else alive now out of the garbage collector's sight, as handler.app does with its imports:
+    they live as long as the run, and each full collection would otherwise walk them again."""
+    with mock_aws():
+        _new_default_session()
+        boto3.client("dynamodb").list_tables()
+        boto3.client("events").list_event_buses()
+        boto3.client("s3").list_buckets()
+        boto3.client("sqs").list_queues()
+        boto3.client("ssm").describe_parameters()
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """moto, started before any client is created (the receiver builds its clients lazily)."""
+    """moto, started before any client is created (the receiver builds its clients lazily), and a
+    new default session for each test, so that no event hook outlives the test that registered it."""
+    _models_loaded()
     with mock_aws():
-        boto3.setup_default_session()
+        _new_default_session()
         yield
 
 
@@ -137,6 +175,15 @@ def ssm_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("WEBHOOK_SECRET")
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", SECRET_PARAMETER)
     return SECRET_PARAMETER
+
+
+@pytest.fixture
+def ssm_clock(monkeypatch: pytest.MonkeyPatch) -> fakes.Clock:
+    """The clock the receiver's SSM store measures max age and the refresh interval on: a test
+    advances it instead of sleeping (handler.app builds the store with this clock)."""
+    clock = fakes.Clock()
+    monkeypatch.setattr(app_module, "SsmSecrets", functools.partial(SsmSecrets, clock=clock))
+    return clock
 
 
 @dataclass
@@ -184,64 +231,36 @@ def signed(event: str, *, payload: dict[str, Any] | bytes | None = None, form: b
 
 
 BUS, BUCKET, TABLE = "github-webhooks", "github-webhook-archive", "github-webhook-deliveries"
+PIPELINE = Names(bus=BUS, queue="forwarded", bucket=BUCKET, table=TABLE)
 
 
 class Pipeline:
-    """moto resources for the hand-off: a bus whose rule feeds an SQS queue, a bucket, a table."""
+    """moto resources for the hand-off (devkit.aws_resources): a bus whose rule feeds an SQS queue,
+    a bucket, a table."""
 
     def __init__(self) -> None:
-        self.create_bus()
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        self.create_table()
-
-    def create_bus(self) -> None:
-        events, sqs = boto3.client("events"), boto3.client("sqs")
-        events.create_event_bus(Name=BUS)
-        self.queue = sqs.create_queue(QueueName="forwarded")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="all-github", EventBusName=BUS, EventPattern=json.dumps({"source": ["github.com"]}))
-        events.put_targets(Rule="all-github", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": arn}])
-
-    @staticmethod
-    def create_table() -> None:
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.resources = provision(connect(), PIPELINE)
 
     def forwarded(self) -> list[dict[str, Any]]:
         """Every event the bus delivered since the last call (EventBridge envelope, detail parsed)."""
-        sqs = boto3.client("sqs")
-        events = []
-        while messages := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-        return events
+        return self.resources.forwarded()
 
-    @staticmethod
-    def archived() -> list[str]:
-        listing = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="deliveries/")
-        return [item["Key"] for item in listing.get("Contents", [])]
+    def archived(self) -> list[str]:
+        return self.resources.archived()
 
-    @staticmethod
-    def object(bucket: str, key: str) -> dict[str, Any]:
-        return boto3.client("s3").get_object(Bucket=bucket, Key=key)
+    def object(self, bucket: str, key: str) -> dict[str, Any]:
+        return self.resources.stored(key, bucket=bucket)
 
-    @staticmethod
-    def records() -> list[dict[str, Any]]:
-        return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+    def records(self) -> list[dict[str, Any]]:
+        return self.resources.records()
 
 
 @pytest.fixture
 def pipeline(aws: None, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     """Bus, archive and deduplication all configured, against moto."""
     resources = Pipeline()
-    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
-    monkeypatch.setenv("IDEMPOTENCY_TABLE", TABLE)
+    for name, value in PIPELINE.environment().items():
+        monkeypatch.setenv(name, value)
     return resources
 
 
@@ -287,3 +306,13 @@ def invoke_in_thread(body: bytes, headers: dict[str, str]) -> InvokeThread:
     thread = InvokeThread(http_api_event(body, headers))
     thread.start()
     return thread
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Tables a test records as its ``summary`` property (the answer times), printed after the run;
+    this also works when pytest-xdist workers run the tests (properties travel with the reports)."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "summary" and report.when == "call":
+                terminalreporter.write_sep("-", report.nodeid.rsplit("::", 1)[-1])
+                terminalreporter.write_line(str(value))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import boto3
 import pytest
 
@@ -44,24 +42,16 @@ def test_rotation_two_secrets_in_the_parameter(send: Send, ssm_secret: str) -> N
         assert send(body, headers).status == status
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_mismatch_refreshes_once_per_interval_and_picks_up_a_rotation(aws: None, ssm_calls: list[str]) -> None:
     put_secret("old")
-    clock = Clock()
+    clock = fakes.Clock()
     store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     assert store.current() == (b"old",)
     put_secret("new\nold")
-    clock.now += 10
+    clock.advance(10)
     assert store.refreshed() is None  # too soon after the last call to SSM
     assert store.current() == (b"old",)  # cached
-    clock.now += 21
+    clock.advance(21)
     assert store.refreshed() == (b"new", b"old")
     assert store.refreshed() is None
     assert store.current() == (b"new", b"old")  # the forced read refreshed the cache too
@@ -70,11 +60,11 @@ def test_mismatch_refreshes_once_per_interval_and_picks_up_a_rotation(aws: None,
 
 def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_calls: list[str]) -> None:
     put_secret("only")
-    clock = Clock()
+    clock = fakes.Clock()
     store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     store.current()
     for _ in range(10):  # ten intervals, a thousand mismatches in each
-        clock.now += 30
+        clock.advance(30)
         results = [store.refreshed() for _ in range(1000)]
         assert sum(r is not None for r in results) == 1
     assert len(ssm_calls) == 11
@@ -82,37 +72,54 @@ def test_flood_of_refresh_requests_costs_one_call_per_interval(aws: None, ssm_ca
 
 def test_cache_expires_after_max_age(aws: None, ssm_calls: list[str]) -> None:
     put_secret("one")
-    store = SsmSecrets(SECRET_PARAMETER, max_age=1, refresh_interval=30, telemetry=fakes.Telemetry())
+    clock = fakes.Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     assert store.current() == (b"one",)
     put_secret("two")
+    clock.advance(299)
     assert store.current() == (b"one",)
     assert len(ssm_calls) == 1
-    time.sleep(1.05)  # Powertools' cache runs on the wall clock
+    # Past max age on the store's clock (Powertools' own cache ages on the wall clock, which has not moved).
+    clock.advance(1)
     assert store.current() == (b"two",)
+    assert len(ssm_calls) == 2
+    clock.advance(299)
+    assert store.current() == (b"two",)  # a new max age from that read
+    assert len(ssm_calls) == 2
+
+
+def test_a_one_character_secret_is_read_once_per_max_age(aws: None, ssm_calls: list[str]) -> None:
+    """CPython hands back the same object for every read of a one-character string: a new read must
+    still count as one (or every request past the first max age would call SSM)."""
+    put_secret("x")
+    clock = fakes.Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
+    store.current()
+    clock.advance(300)
+    for _ in range(5):
+        assert store.current() == (b"x",)
     assert len(ssm_calls) == 2
 
 
 def test_forged_request_after_a_rotation_is_still_401(
-    send: Send, ssm_secret: str, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch
+    send: Send, ssm_secret: str, ssm_calls: list[str], ssm_clock: fakes.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
-    reset_receiver()
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "5")
     assert send(*signed("push")).status == 202
     put_secret("rotated\n" + DEV_SECRET)
-    time.sleep(1.05)
+    ssm_clock.advance(5)
     assert send(*signed("push", secret="forged")).status == 401  # the refresh found a new secret...
     assert len(ssm_calls) == 2
     assert send(*signed("push", secret="rotated")).status == 202  # ...which is now known
 
 
 def test_failing_refresh_still_answers_a_forgery_401_not_503(
-    send: Send, ssm_secret: str, logs: Logs, monkeypatch: pytest.MonkeyPatch
+    send: Send, ssm_secret: str, ssm_clock: fakes.Clock, logs: Logs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
-    reset_receiver()
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "5")
     assert send(*signed("push")).status == 202
     boto3.client("ssm").delete_parameter(Name=SECRET_PARAMETER)
-    time.sleep(1.05)
+    ssm_clock.advance(5)
     answer = send(*signed("push", secret="forged"))
     assert (answer.status, answer.body["error"]) == (401, "signature_mismatch")
     assert any(line["message"] == "secret refresh failed" for line in logs.records)
@@ -120,16 +127,15 @@ def test_failing_refresh_still_answers_a_forgery_401_not_503(
 
 
 def test_rotation_is_picked_up_through_the_handler_after_the_interval(
-    send: Send, ssm_secret: str, ssm_calls: list[str], monkeypatch: pytest.MonkeyPatch
+    send: Send, ssm_secret: str, ssm_calls: list[str], ssm_clock: fakes.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
-    reset_receiver()
-    body, headers = signed("push")
-    assert send(body, headers).status == 202
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "5")
+    assert send(*signed("push")).status == 202
     put_secret("rotated\n" + DEV_SECRET)
-    time.sleep(1.05)
-    body, headers = signed("push", secret="rotated")
-    assert send(body, headers).status == 202
+    ssm_clock.advance(4.9)
+    assert send(*signed("push", secret="rotated")).status == 401  # within the interval: not re-read
+    ssm_clock.advance(0.1)
+    assert send(*signed("push", secret="rotated")).status == 202
     assert len(ssm_calls) == 2
 
 
@@ -181,28 +187,35 @@ def test_failed_read_is_not_retried_per_request(
 
 
 def test_failed_read_is_retried_after_the_interval(aws: None, ssm_calls: list[str]) -> None:
-    clock = Clock()
+    clock = fakes.Clock()
     store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
     with pytest.raises(SecretUnavailable):
         store.current()  # no parameter yet
     put_secret("now-there")
-    clock.now += 10
+    clock.advance(10)
     with pytest.raises(SecretUnavailable, match="not retried yet"):
         store.current()
-    clock.now += 21
+    clock.advance(21)
     assert store.current() == (b"now-there",)
     assert len(ssm_calls) == 2
 
 
 def test_expired_cache_and_failing_ssm_keep_verifying_with_the_secrets_read_before(
-    send: Send, ssm_secret: str, ssm_calls: list[str], logs: Logs, monkeypatch: pytest.MonkeyPatch
+    send: Send,
+    ssm_secret: str,
+    ssm_calls: list[str],
+    ssm_clock: fakes.Clock,
+    logs: Logs,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past max age SSM fails: GitHub's deliveries are still accepted, a forgery is still 401 (not 503)."""
-    monkeypatch.setenv("WEBHOOK_SECRET_MAX_AGE", "1")
-    reset_receiver()
+    monkeypatch.setenv("WEBHOOK_SECRET_MAX_AGE", "60")
     assert send(*signed("push")).status == 202
     boto3.client("ssm").delete_parameter(Name=SECRET_PARAMETER)
-    time.sleep(1.05)  # Powertools' cache runs on the wall clock
+    ssm_clock.advance(59)
+    assert send(*signed("push")).status == 202
+    assert len(ssm_calls) == 1  # within max age: the cached value, SSM not asked
+    ssm_clock.advance(1)
     assert send(*signed("push")).status == 202
     forged = send(*signed("push", secret="forged"))
     assert (forged.status, forged.body["error"]) == (401, "signature_mismatch")

@@ -100,7 +100,7 @@ def fake_github_meta() -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Meta)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -135,7 +135,7 @@ def test_github_ranges_output_configures_the_receiver(
 
 
 @pytest.mark.parametrize(
-    ("path", "code", "message"), [("/broken", 3, "answered HTTP 500"), ("/garbled", 2, "did not answer JSON")]
+    ("path", "code", "message"), [("/broken", 1, "answered HTTP 500"), ("/garbled", 2, "did not answer JSON")]
 )
 def test_github_ranges_errors(
     fake_github_meta: str, path: str, code: int, message: str, capsys: pytest.CaptureFixture[str]

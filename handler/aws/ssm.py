@@ -23,7 +23,7 @@ class SsmSecrets:
     Powertools caches the value for ``max_age`` seconds, so a warm container calls SSM at most
     once per max age. :meth:`refreshed` forces a read at most once per ``refresh_interval``
     seconds since the last call to SSM, so a flood of bad signatures cannot become a flood of
-    GetParameter calls (SSM has a per-account rate limit).
+    GetParameter calls (SSM has a per-account rate limit). Every age is measured on ``clock``.
     """
 
     def __init__(
@@ -42,6 +42,8 @@ class SsmSecrets:
         self._clock = clock
         self._provider: Any = None
         self._last_call = float("-inf")
+        self._calls = 0  # GetParameter calls made (Powertools answers the others from its cache)
+        self._read_at = float("-inf")  # when SSM last answered one
         self._raw: str | None = None
         self._parsed: tuple[bytes, ...] = ()
         self._failed = False
@@ -57,15 +59,20 @@ class SsmSecrets:
             return self._get(force_fetch=True)
 
     def _get(self, *, force_fetch: bool) -> tuple[bytes, ...]:
+        now = self._clock()
         # After a failed read, SSM is not asked again until the interval has passed: an outage or
         # throttling must not turn every request (forgeries included) into another GetParameter.
         # Meanwhile the last secrets read, if any, keep verifying GitHub's deliveries.
-        if self._failed and self._clock() - self._last_call < self._refresh_interval:
+        if self._failed and now - self._last_call < self._refresh_interval:
             if self._parsed:
                 return self._parsed
             raise SecretUnavailable("secret parameter unreadable recently; not retried yet")
+        # Powertools' cache ages on the wall clock; max age is also checked here, on our clock, so
+        # that the value is read again once it has passed whichever clock noticed first.
+        expired = now - self._read_at >= self._max_age
+        calls = self._calls
         try:
-            value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch)
+            value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch or expired)
         except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
             self._failed = True
             why = f"cannot read the secret parameter ({type(exc).__name__})"
@@ -78,6 +85,8 @@ class SsmSecrets:
                 return self._parsed
             raise SecretUnavailable(why) from None
         self._failed = False
+        if self._calls != calls:
+            self._read_at = now
         if value is not self._raw:
             if not isinstance(value, str):
                 raise SecretUnavailable("secret parameter is not a string")
@@ -97,4 +106,5 @@ class SsmSecrets:
         return self._provider
 
     def _on_call(self, **_: Any) -> None:
+        self._calls += 1
         self._last_call = self._clock()

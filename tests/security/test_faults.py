@@ -20,10 +20,12 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from devkit.github import DEV_SECRET
 from handler.aws.clients import MAX_ATTEMPTS
+from tests import fakes
 from tests.conftest import SECRET_PARAMETER, Pipeline, Send, put_secret, signed
 from tests.security.support import Fault, assert_documented, client_error
 
 GENERIC_SECRET_ANSWER = {"error": "secret_unavailable", "message": "webhook secret is unavailable"}
+REFRESH_INTERVAL = 30  # after a failed read, the SSM store fails fast for this long
 
 
 def _record_item(status: str) -> dict[str, Any]:
@@ -262,11 +264,14 @@ def _statuses(pipeline: Pipeline) -> list[str]:
 
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in CASES])
 def test_fault_gives_the_documented_answer_hands_off_nothing_false_and_recovers(
-    case: FaultCase, send: Send, pipeline: Pipeline, ssm_secret: str, monkeypatch: pytest.MonkeyPatch
+    case: FaultCase,
+    send: Send,
+    pipeline: Pipeline,
+    ssm_secret: str,
+    ssm_clock: fakes.Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ssm_fault = case.name.startswith("ssm_")
-    if ssm_fault:  # after a failed read the store fails fast for the refresh interval: keep it short here
-        monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", "1")
+    monkeypatch.setenv("WEBHOOK_SECRET_REFRESH_INTERVAL", str(REFRESH_INTERVAL))
     faults = case.arm()
     body, headers = signed("push")
     delivery_id = headers["x-github-delivery"]
@@ -297,8 +302,8 @@ def test_fault_gives_the_documented_answer_hands_off_nothing_false_and_recovers(
     for fault in faults:
         fault.clear()
     case.restore()
-    if ssm_fault:
-        time.sleep(1.05)
+    if case.name.startswith("ssm_"):
+        ssm_clock.advance(REFRESH_INTERVAL)
     again = send(body, headers)
     if case.redelivery == "in_progress":
         assert (again.status, again.body["error"]) == (409, "in_progress")

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the receiver locally (same app and code path as on Lambda)",
         description="Run the receiver on http://HOST:PORT/webhook. By default an AWS emulator (moto's server "
         "on loopback) is started with the secret in SSM, a bus, an archive bucket and a deduplication table, "
-        "so every hand-off runs for real; what reaches the bus is printed.",
+        "so every hand-off runs for real. Each delivery is one human line (status, event, delivery id, "
+        "repository, what happened); --json shows the receiver's JSON log lines and what reaches the bus instead.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="emulator",
         action="store_false",
         help="no AWS emulator: verify only (or use the AWS settings in your environment)",
+    )
+    serve.add_argument(
+        "--json",
+        dest="json_logs",
+        action="store_true",
+        help="the receiver's raw JSON log lines (as on Lambda) and the emulator's bus lines, not the console",
     )
 
     send = commands.add_parser(
@@ -85,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         help="re-send archived deliveries from the S3 archive to the bus",
         description="Select archived deliveries (time range, events, delivery ids) and put them on the bus "
-        "again with the same event contract. Uses your AWS environment (AWS_PROFILE, AWS_REGION, ...).",
+        "again with the same event contract. Uses your AWS environment (AWS_PROFILE, AWS_ENDPOINT_URL, ...); "
+        "the region is --region, else AWS_REGION, else AWS_DEFAULT_REGION, else your profile's.",
     )
     replay.add_argument("--bucket", default=os.environ.get("ARCHIVE_BUCKET"), help="archive bucket (ARCHIVE_BUCKET)")
     replay.add_argument("--bus", default=os.environ.get("EVENT_BUS_NAME"), help="event bus (EVENT_BUS_NAME)")
+    replay.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
     replay.add_argument("--since", help="from this time (ISO 8601, UTC unless an offset is given)")
     replay.add_argument("--until", help="up to this time (ISO 8601)")
     replay.add_argument("--event", action="append", default=[], help="only this event (repeatable)")
@@ -173,7 +182,7 @@ def _signed_request(args: argparse.Namespace) -> tuple[bytes, dict[str, str]]:
 def run_serve(args: argparse.Namespace) -> int:
     from devkit.serve import serve
 
-    serve(args.host, args.port, secret=args.secret, emulator=args.emulator)
+    serve(args.host, args.port, secret=args.secret, emulator=args.emulator, json_logs=args.json_logs)
     return errors.OK
 
 
@@ -232,10 +241,11 @@ def run_invoke(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from devkit.replay import Selection, parse_time, replay
+    from devkit.replay import Selection, parse_time, replay, use_region
 
     if not args.bucket:
         raise CliError("give the archive bucket with --bucket (or ARCHIVE_BUCKET)")
+    use_region(args.region)
     selection = Selection(
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until) if args.until else None,

@@ -53,6 +53,27 @@ class Emulator:
         self.resources = provision(connect(self.endpoint), LOCAL, secret=secret)
         return aws | LOCAL.environment()
 
+    def replay_command(self) -> str:
+        """The `webhook replay` line that puts this emulator's archive back on its bus."""
+        return (
+            f"AWS_ENDPOINT_URL={self.endpoint} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=local "
+            f"AWS_SECRET_ACCESS_KEY=local ./webhook replay --bucket {LOCAL.bucket} --bus {LOCAL.bus}"
+        )
+
+    def banner(self) -> str:
+        """What `serve` prints at start: where the emulator is, what is in it, and how to replay."""
+        return "\n".join(
+            [
+                f"AWS emulator (moto) on {self.endpoint}, region {REGION}:",
+                f"  secret parameter  {LOCAL.secret_parameter} (SSM SecureString)",
+                f"  event bus         {LOCAL.bus}",
+                f"  archive bucket    {LOCAL.bucket}",
+                f"  dedup table       {LOCAL.table}",
+                "replay the archive onto the bus, from another terminal:",
+                f"  {self.replay_command()}",
+            ]
+        )
+
     def watch(self, show: Callable[[dict[str, Any]], None]) -> threading.Thread:
         """Call ``show`` with each event the bus delivers (an EventBridge rule feeds a queue)."""
         resources = self.resources

@@ -7,8 +7,9 @@ check included). It does not go through deduplication: consumers dedupe on ``del
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +25,27 @@ from handler.core.outcomes import Rejected, Unavailable
 from handler.core.settings import DEFAULT_EVENT_MAX_ENTRY_BYTES
 
 _STAMP = "%Y%m%dT%H%M%S"
+
+
+def use_region(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+    """The region replay's clients use: ``--region``, else AWS_REGION, else AWS_DEFAULT_REGION, else the
+    profile's (``~/.aws/config``). Passed to boto3 explicitly: botocore itself reads AWS_DEFAULT_REGION
+    only, so AWS_REGION alone (as Lambda and most SDKs use it) would end in NoRegionError."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        region = explicit or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        region = region or boto3.Session().region_name
+        if not region:
+            raise CliError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or give --region", USAGE)
+        # The default session is what every client replay uses (handler.aws.clients) is created from.
+        if boto3.DEFAULT_SESSION is None or boto3.DEFAULT_SESSION.region_name != region:
+            boto3.setup_default_session(region_name=region)
+            client.cache_clear()
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise CliError(str(exc), USAGE) from None
+    return region
 
 
 def parse_time(value: str) -> datetime:

@@ -35,7 +35,7 @@ PORT ?= 8000
 # when the suite above does not already run on OLDEST_PYTHON.
 SMOKE_VENV ?= .venv-py$(OLDEST_PYTHON)
 SMOKE_PACKAGES := pytest httpx2 'moto[ssm,events,s3,dynamodb]'
-SMOKE_TESTS := tests/test_signature.py tests/test_delivery.py tests/test_config.py tests/test_lambda_handler.py \
+SMOKE_TESTS := tests/core tests/test_signature.py tests/test_delivery.py tests/test_config.py tests/test_lambda_handler.py \
 	tests/test_webhook.py tests/security/test_corpus.py::test_nesting_the_parser_accepts_is_forwarded_and_deeper_nesting_is_400_never_500
 ifneq ($(filter test,$(MAKECMDGOALS)),)
 ifneq ($(basename $(PYTHON_VERSION)),$(OLDEST_PYTHON))
@@ -105,7 +105,8 @@ audit: $(IAC_STAMP)
 test: lint iac $(SMOKE_STAMP)
 	@if grep -nE 'Runtime: *python' template.yaml | grep -vE 'python$(RUNTIME_PYTHON)\b' >&2; then \
 		echo "make: template.yaml's runtime is not python$(RUNTIME_PYTHON): update RUNTIME_PYTHON in the Makefile" >&2; exit 1; fi
-	@echo "$(PY) -m pytest    (Python $(PYTHON_VERSION))"; $(PY) -m pytest || { $(test_notices); exit 1; }
+	@echo "$(PY) -m pytest -n auto --dist worksteal    (Python $(PYTHON_VERSION), one worker per core)"; \
+		$(PY) -m pytest -n auto --dist worksteal || { $(test_notices); exit 1; }
 	@$(smoke_run) || { $(test_notices); exit 1; }
 	@$(test_notices)
 

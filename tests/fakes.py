@@ -6,6 +6,7 @@ contracts), so the core's flow can be tested at memory speed, with failures inje
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ class Line:
     level: str
     message: str
     metrics: tuple[str, ...]
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # the keys bound at the time, the dimensions, then the line's own fields
+    counts: dict[str, int] = field(default_factory=dict)  # each metric and the count it adds
 
 
 class Telemetry:
@@ -49,6 +51,7 @@ class Telemetry:
     def __init__(self) -> None:
         self.lines: list[Line] = []
         self.spans: list[str] = []
+        self.errors: list[BaseException] = []  # what unexpected() was given
         self._keys: dict[str, Any] = {}
 
     def bind(self, **keys: Any) -> None:
@@ -63,11 +66,13 @@ class Telemetry:
         level: str,
         message: str,
         *,
-        metrics: Sequence[str] = (),
+        metrics: Sequence[str] | Mapping[str, int] = (),
         dimensions: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
-        self.lines.append(Line(level, message, tuple(metrics), {**self._keys, **(dimensions or {}), **fields}))
+        counts = dict(metrics) if isinstance(metrics, Mapping) else dict.fromkeys(metrics, 1)
+        line = Line(level, message, tuple(counts), {**self._keys, **(dimensions or {}), **fields}, counts)
+        self.lines.append(line)
 
     def unexpected(
         self,
@@ -77,6 +82,7 @@ class Telemetry:
         metrics: Sequence[str] = (),
         dimensions: Mapping[str, str] | None = None,
     ) -> None:
+        self.errors.append(exc)
         self.log("error", message, metrics=metrics, dimensions=dimensions, error_type=type(exc).__name__)
 
     @contextmanager
@@ -96,18 +102,33 @@ class Telemetry:
     def bound(self) -> dict[str, Any]:
         return dict(self._keys)
 
+    def only(self, message: str) -> Line:
+        """The one line with ``message`` (fails if there is none or several)."""
+        [line] = [line for line in self.lines if line.message == message]
+        return line
+
 
 class Secrets:
-    """Secrets that can be rotated, and whose store can fail."""
+    """Secrets that can be rotated, and whose store can fail or be slow (``delay`` on ``clock``)."""
 
-    def __init__(self, *secrets: bytes) -> None:
+    def __init__(self, *secrets: bytes, clock: Clock | None = None, delay: float = 0.0) -> None:
         self.secrets = tuple(secrets)
         self.stored = tuple(secrets)  # what a forced read would return
         self.failing = False
+        self.reads = 0
         self.refreshes = 0
         self.refresh_allowed = True
+        self.clock = clock
+        self.delay = delay
+
+    def rotate(self, *stored: bytes) -> None:
+        """The store now holds ``stored``; the cached secrets stay until a refresh."""
+        self.stored = tuple(stored)
 
     def current(self) -> tuple[bytes, ...]:
+        self.reads += 1
+        if self.clock is not None:
+            self.clock.advance(self.delay)
         if not self.secrets:
             raise SecretUnavailable("no secret")
         return self.secrets
@@ -126,15 +147,19 @@ class Once:
     """Deduplication as Powertools Idempotency does it: a record per id, INPROGRESS while ``work``
     runs, deleted when it fails, COMPLETED after; the delete and the completion can be made to fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None, delay: float = 0.0) -> None:
         self.records: dict[str, str] = {}
         self.deadlines: list[Deadline] = []
         self.fail_save = False
         self.fail_complete = False
         self.fail_delete = False
+        self.clock = clock
+        self.delay = delay  # saving the INPROGRESS record takes this long
 
     def once(self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline) -> Status:
         self.deadlines.append(deadline)
+        if self.clock is not None:
+            self.clock.advance(self.delay)
         if self.fail_save:
             raise DeduplicationUnavailable("idempotency store failed (InternalServerError)")
         state = self.records.get(delivery_id)
@@ -185,8 +210,12 @@ class PayloadStore:
     bucket: str = "archive"
     payloads: dict[str, bytes] = field(default_factory=dict)
     failure: Unavailable | None = None
+    delay: float = 0.0
+    clock: Clock | None = None
 
     def put(self, key: str, payload: bytes) -> None:
+        if self.clock is not None:
+            self.clock.advance(self.delay)
         if self.failure is not None:
             raise self.failure
         self.payloads[key] = payload
@@ -197,11 +226,30 @@ class Target:
     name: str = "forward"
     entries: list[tuple[str, str]] = field(default_factory=list)
     failure: Unavailable | None = None
+    delay: float = 0.0
+    clock: Clock | None = None
 
     def put(self, detail_type: str, detail_json: str) -> None:
+        if self.clock is not None:
+            self.clock.advance(self.delay)
         if self.failure is not None:
             raise self.failure
         self.entries.append((detail_type, detail_json))
+
+    @property
+    def details(self) -> list[dict[str, Any]]:
+        """Each entry's ``Detail``, parsed."""
+        return [json.loads(detail) for _, detail in self.entries]
+
+
+class Context:
+    """A Lambda context whose remaining time is fixed (the receiver reads it once, at the start)."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 ARCHIVE_FAILED = ArchiveFailed("S3 PutObject failed (InternalError)")

@@ -15,8 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from devkit.apigw import http_api_event
 from devkit.cli import main
-from tests.conftest import BUCKET, BUS, Pipeline, Send, signed
+from tests.conftest import BUCKET, BUS, Pipeline, invoke, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
     with errors.open("w") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--port", str(port)],
+            [sys.executable, "-m", "devkit", "serve", "--json", "--port", str(port)],  # JSON lines and the bus watcher
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -80,7 +81,7 @@ def test_serve_deduplicates_and_rejects_a_wrong_secret(server: tuple[str, Path],
     assert out[2].startswith('HTTP 401 {"error": "signature_mismatch"')
 
 
-def test_send_sends_every_github_header(send: Send, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_sends_every_github_header(monkeypatch: pytest.MonkeyPatch) -> None:
     """send's request, captured by a one-shot server, is what GitHub sends."""
     import http.server
     import threading
@@ -117,9 +118,12 @@ def test_send_sends_every_github_header(send: Send, monkeypatch: pytest.MonkeyPa
         assert headers[name], name
     assert headers["User-Agent"].startswith("GitHub-Hookshot/")
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"
-    # Exactly what the receiver accepts: replay the captured request through it.
-    lowered = {k.lower(): v for k, v in headers.items()}
-    assert send(seen["body"], lowered).status == 202
+    # Exactly what the receiver accepts: replay the captured request through it, over HTTP as it came.
+    from fastapi.testclient import TestClient
+
+    from handler.app import app
+
+    assert TestClient(app).post("/webhook", content=seen["body"], headers=headers).status_code == 202
 
 
 @pytest.mark.parametrize(
@@ -180,6 +184,39 @@ def test_invoke_with_a_sam_env_vars_file(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["invoke", str(ROOT / "events" / "push.json")]) == 0  # env.local.json's development secret
 
 
+def test_invoke_honours_every_variable_of_the_env_vars_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logs and metrics too are named by the file, not by the environment the tool started in."""
+    from handler import app
+
+    env_file = tmp_path / "env.json"
+    variables = {
+        "WEBHOOK_SECRET": "team-secret",
+        "POWERTOOLS_SERVICE_NAME": "team-webhook",
+        "POWERTOOLS_METRICS_NAMESPACE": "TeamWebhooks",
+    }
+    env_file.write_text(json.dumps({"WebhookFunction": variables}))
+    event_file = tmp_path / "event.json"
+    options = ["--secret", "team-secret", "--delivery-id", "env-vars-0001", "-o", str(event_file)]
+    assert main(["event", "push", *options]) == 0
+    app.telemetry()  # a receiver already running in this process, under the defaults
+    monkeypatch.setattr(app, "_cold_start", True)  # so the ColdStart count (Powertools Metrics) is written too
+    capsys.readouterr()
+    assert main(["invoke", str(event_file), "--env-vars", str(env_file)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["statusCode"] == 202  # stdout holds only the response
+    documents = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    [accepted] = [doc for doc in documents if doc.get("message") == "delivery accepted"]
+    assert accepted["delivery_id"] == "env-vars-0001"
+    assert {doc["service"] for doc in documents} == {"team-webhook"}
+    directives = [d for doc in documents for d in doc.get("_aws", {}).get("CloudWatchMetrics", [])]
+    assert {d["Namespace"] for d in directives} == {"TeamWebhooks"}
+    assert {m["Name"] for d in directives for m in d["Metrics"]} == {"ColdStart", "DeliveryAccepted"}
+    # ...and only for that run: the next container is named by the environment again.
+    assert app.telemetry().settings.service_name == "github-webhook"
+
+
 def test_event_samples_regenerates_events_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from devkit import events
 
@@ -189,12 +226,12 @@ def test_event_samples_regenerates_events_folder(tmp_path: Path, monkeypatch: py
 
 
 @pytest.fixture
-def archived(send: Send, pipeline: Pipeline) -> dict[str, list[str]]:
+def archived(pipeline: Pipeline) -> dict[str, list[str]]:
     """Deliveries accepted by the receiver (archived and forwarded), then the bus drained."""
     ids: dict[str, list[str]] = {}
     for event in ("push", "issues", "push", "release"):
         body, headers = signed(event)
-        assert send(body, headers).status == 202
+        assert invoke(http_api_event(body, headers)).status == 202
         ids.setdefault(event, []).append(headers["x-github-delivery"])
     pipeline.forwarded()
     return ids

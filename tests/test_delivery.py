@@ -50,6 +50,12 @@ def test_form_encoded_payload_field_is_parsed() -> None:
     assert delivery.body == body
 
 
+@pytest.mark.parametrize("payload", [{}, {"repository": "octo-org/x"}, {"repository": {"full_name": 7}}])
+def test_repository_is_none_unless_the_payload_names_one(payload: dict) -> None:
+    body = encode_body(payload)
+    assert parse_delivery(github_headers("installation", body), body).repository is None
+
+
 def test_ping_has_no_action() -> None:
     body = encode_body(sample_payload("ping"))
     assert parse_delivery(github_headers("ping", body), body).action is None

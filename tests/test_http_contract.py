@@ -107,7 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env.update(WEBHOOK_SECRET=DEV_SECRET, WEBHOOK_MAX_BODY_BYTES=str(LIMIT), AWS_DEFAULT_REGION="us-east-1")
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--no-emulator", "--port", str(port)],
+            [sys.executable, "-m", "devkit", "serve", "--json", "--no-emulator", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from devkit import events as samples
 from devkit.apigw import http_api_event
-from tests.conftest import Logs, invoke, signed
+from devkit.github import DEV_SECRET, sample_payload
+from handler import app as app_module
+from tests.conftest import Logs, invoke, reset_receiver, signed
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -69,7 +72,13 @@ def test_event_that_is_not_http_api_v2_is_400(damage) -> None:
     assert answer.body["error"] == "invalid_event"
 
 
-@pytest.mark.parametrize("bad", ["not base64!", "YWJjZA=", "YWJjZA", "@@@@", "YW Jj", "YWJj=", "YWJjZB=="])
+@pytest.mark.parametrize("form", [False, True])
+def test_base64_encoded_body_is_verified_on_the_decoded_bytes(form: bool) -> None:
+    body, headers = signed("push", form=form)
+    assert invoke(http_api_event(body, headers, base64_encoded=True)).body["status"] == "accepted"
+
+
+@pytest.mark.parametrize("bad", ["not base64!", "YWJjZA=", "YWJjZA", "@@@@", "YW Jj", "YWJj=", "YWJjZB==", "YQ==YWJj"])
 def test_body_marked_base64_that_is_not_base64_is_400(bad: str) -> None:
     event = _event()
     event.update(body=bad, isBase64Encoded=True)
@@ -113,14 +122,39 @@ def test_event_mangum_cannot_turn_into_a_request_is_400_not_a_crash(damage, logs
     assert any(line["message"] == "could not process the Lambda event" for line in logs.records)
 
 
+MARKER = "payload-marker-5b81e2"  # a value that exists only inside the payload
+
+
 def test_log_event_stays_off_even_when_powertools_is_told_to_log_events(
-    logs: Logs, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Powertools reads POWERTOOLS_LOGGER_LOG_EVENT when the entry point is built: set it, then start
+    a new container, so that the handler under test is the one built with it set."""
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
-    body, headers = signed("push", secret="forged")
-    assert invoke(http_api_event(body, headers)).status == 401
-    assert headers["x-hub-signature-256"] not in logs.text
-    assert "refs/heads/main" not in logs.text
+    reset_receiver()
+    captured = io.StringIO()
+    handler = app_module.telemetry().logger.registered_handler
+    previous = handler.setStream(captured)
+    payload = sample_payload("push") | {"marker": MARKER}
+    try:
+        signatures = []
+        for secret, status in ((DEV_SECRET, 202), ("forged", 401)):
+            body, headers = signed("push", payload=payload, secret=secret)
+            assert invoke(http_api_event(body, headers)).status == status
+            signatures.append(headers["x-hub-signature-256"])
+    finally:
+        handler.setStream(previous)
+    text = captured.getvalue() + capsys.readouterr().out
+    for signature in signatures:
+        assert signature.split("=", 1)[1] not in text
+    assert MARKER not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    for line in lines:
+        assert not {"headers", "body", "requestContext"} & set(line)
+        assert isinstance(line.get("message", ""), str)  # Powertools would log the event as the message
+    # The two deliveries' lines, and nothing else but metrics (the ColdStart count, if this is the first).
+    assert [line["message"] for line in lines if "message" in line] == ["delivery accepted", "delivery rejected"]
+    assert all("_aws" in line for line in lines if "message" not in line)
 
 
 def test_sam_local_invoke_environment_runs_the_samples_on_the_development_secret(

@@ -7,10 +7,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
+from devkit.apigw import http_api_event
 from devkit.github import DEV_SECRET, sample_payload
-from handler.app import telemetry
-from tests.conftest import Logs, Send, signed
+from handler.app import app, telemetry
+from tests.conftest import Logs, Send, invoke, signed
 
 MARKER = "payload-marker-7f3a9c"  # a value that exists only inside the payload
 
@@ -56,17 +58,21 @@ def test_secret_signature_and_payload_never_reach_a_log_line(send: Send, logs: L
     cases = _deliveries()
     for body, headers, status in cases:
         assert send(body, headers).status == status
-    assert logs.text
-    assert everything.getvalue() is not None
+    logging.getLogger("probe").debug("root is at DEBUG")
+    assert "root is at DEBUG" in everything.getvalue()  # the capture of every other logger works
+    assert [line["message"] for line in logs.records] == (
+        ["delivery accepted"] * 2 + ["delivery rejected"] * 3  # forged, forged, malformed
+    )
     _assert_clean(logs.text + everything.getvalue(), cases)
 
 
 def test_secret_and_session_token_never_reach_a_log_line_even_from_botocore(
-    send: Send, ssm_secret: str, logs: Logs, everything: io.StringIO
+    ssm_secret: str, logs: Logs, everything: io.StringIO
 ) -> None:
+    """botocore logs requests and responses at DEBUG; the transport makes no difference, so Lambda only."""
     cases = _deliveries()
     for body, headers, status in cases:
-        assert send(body, headers).status == status
+        assert invoke(http_api_event(body, headers)).status == status
     logging.getLogger("probe").debug("root is at DEBUG")
     assert "root is at DEBUG" in everything.getvalue()
     _assert_clean(logs.text + everything.getvalue(), cases)
@@ -86,40 +92,15 @@ def test_every_line_of_an_accepted_delivery_names_it(send: Send, logs: Logs) -> 
         assert line["repository"] == "octo-org/hello-webhooks"
 
 
-def test_a_route_handler_line_carries_the_delivery_keys_too(send: Send, logs: Logs) -> None:
-    body, headers = signed("ping")
-    assert send(body, headers).status == 202
-    assert [line["message"] for line in logs.records] == ["delivery accepted", "webhook ping"]
-    route_line = logs.records[1]
-    assert route_line["delivery_id"] == headers["x-github-delivery"]
-    assert route_line["hook_id"] == headers["x-github-hook-id"]
-    assert route_line["repository"] == "octo-org/hello-webhooks"
-
-
-def test_rejection_is_logged_with_its_reason_and_claimed_identity(send: Send, logs: Logs) -> None:
-    body, headers = signed("push", secret="forged")
-    assert send(body, headers).status == 401
-    [line] = logs.records
-    assert line["level"] == "WARNING"
-    assert line["error"] == "signature_mismatch"  # the answer's code
-    assert line["reason"] == "signature"  # the DeliveryRejected metric's dimension, on the same line
-    assert line["delivery_id"] == headers["x-github-delivery"]
-
-
-def test_keys_do_not_leak_from_one_request_into_the_next(send: Send, logs: Logs) -> None:
+def test_keys_do_not_leak_from_one_request_into_the_next_under_uvicorn(logs: Logs) -> None:
+    """The HTTP app reuses one logger for every request (in Lambda, clear_state resets it per invocation)."""
+    http = TestClient(app)
     body, headers = signed("pull_request")
-    assert send(body, headers).status == 202
+    assert http.post("/webhook", content=body, headers=headers).status_code == 202
     body, headers = signed("push", secret=None)
     headers["x-github-delivery"] = "not a valid id"
-    assert send(body, headers).status == 401
+    assert http.post("/webhook", content=body, headers=headers).status_code == 401
     last = logs.records[-1]
     assert "delivery_id" not in last
     assert "repository" not in last
     assert "action" not in last
-
-
-def test_attacker_controlled_header_values_are_not_logged(send: Send, logs: Logs) -> None:
-    body, headers = signed("push", secret=None)
-    headers["x-github-event"] = 'push\n{"level":"INFO","forged":true}'
-    assert send(body, headers).status == 401
-    assert "forged" not in logs.text

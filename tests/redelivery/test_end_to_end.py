@@ -56,7 +56,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
     with errors.open("w") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--port", str(port)],
+            [sys.executable, "-m", "devkit", "serve", "--json", "--port", str(port)],  # --json: the bus watcher too
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -72,7 +72,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
                 break
             except OSError:
                 time.sleep(0.05)
-        emulator = re.search(r"AWS emulator \(moto\) on (http://\S+):", errors.read_text())
+        emulator = re.search(r"AWS emulator \(moto\) on (http://[^\s,]+)", errors.read_text())
         assert emulator, errors.read_text()
         yield Serve(f"http://127.0.0.1:{port}/webhook", emulator.group(1), errors)
     finally:

@@ -101,7 +101,7 @@ def kept_history() -> str:
 
 def padded_push(size: int) -> dict[str, Any]:
     """The sample push payload grown with commits (or trimmed) to exactly ``size`` bytes of JSON."""
-    from devkit.github import encode_body, sample_payload
+    from devkit.github import GITHUB_SEPARATORS, encode_body, sample_payload
 
     payload = sample_payload("push")
     commit = payload["commits"][0]
@@ -112,12 +112,12 @@ def padded_push(size: int) -> dict[str, Any]:
         payload["sender"] = {key: sender[key] for key in ("login", "id", "type")}
         payload["commits"] = []
         commit = {key: commit[key] for key in ("id", "message", "timestamp", "author")}
-    # Grown by arithmetic, not by re-encoding: commits are joined by ", " in encode_body's JSON.
+    # Grown by arithmetic, not by re-encoding: encode_body writes compact JSON, as GitHub does.
     length = len(encode_body(payload))
     while True:
         number = len(payload["commits"])
         grown = {**commit, "id": hashlib.sha1(str(number).encode()).hexdigest(), "message": f"Commit {number}"}  # noqa: S324
-        step = len(json.dumps(grown, ensure_ascii=False)) + (2 if number else 0)
+        step = len(json.dumps(grown, ensure_ascii=False, separators=GITHUB_SEPARATORS)) + (1 if number else 0)
         if number and length + step > size:
             break
         payload["commits"].append(grown)

@@ -15,7 +15,7 @@ from typing import Any
 
 from devkit.errors import USAGE, CliError
 from handler.aws.redelivery_state import MemoryStateStore
-from handler.core.redelivery import Attempt, Hook, HookSummary, Policy, RunStopped, run_hook
+from handler.core.redelivery import Attempt, Hook, HookSummary, Policy, RunStopped, by_guid, run_hook
 from handler.core.settings import DEFAULT_GITHUB_API_URL
 from handler.github.auth import Credentials
 from handler.github.deliveries import GitHubDeliveries, GitHubError
@@ -93,11 +93,8 @@ class Row:
 
 def rows(attempts: Sequence[Attempt]) -> list[Row]:
     """One row per guid: its newest attempt's status, and how many attempts GitHub shows."""
-    grouped: dict[str, list[Attempt]] = {}
-    for attempt in attempts:
-        grouped.setdefault(attempt.guid, []).append(attempt)
     table = []
-    for guid, seen in grouped.items():
+    for guid, seen in by_guid(attempts).items():
         newest = max(seen, key=lambda a: a.id)
         ok = any(a.succeeded for a in seen)
         status = next(a.status_code for a in seen if a.succeeded) if ok else newest.status_code

@@ -85,6 +85,13 @@ class Logs:
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text.splitlines()]
 
+    def messages(self, message: str) -> list[dict[str, Any]]:
+        return [record for record in self.records if record["message"] == message]
+
+    def clear(self) -> None:
+        self.stream.seek(0)
+        self.stream.truncate()
+
     @property
     def metrics(self) -> list[tuple[str, dict[str, str]]]:
         return emf_metrics(self.records)

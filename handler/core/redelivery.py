@@ -104,13 +104,18 @@ def covered(attempt: Attempt, state: HookState) -> bool:
     return state.newest_id is not None and attempt.id <= state.newest_id
 
 
+def by_guid(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
+    """The attempts of each guid (an original and its redeliveries), guids in order of first appearance."""
+    grouped: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        grouped.setdefault(attempt.guid, []).append(attempt)
+    return grouped
+
+
 def decide(attempts: Iterable[Attempt], state: HookState, *, now: float, policy: Policy) -> list[Decision]:
     """One decision per guid among ``attempts`` (the new ones, newest first), in that order."""
-    by_guid: dict[str, list[Attempt]] = {}
-    for attempt in attempts:
-        by_guid.setdefault(attempt.guid, []).append(attempt)
     decisions = []
-    for guid, seen in by_guid.items():
+    for guid, seen in by_guid(attempts).items():
         newest = max(seen, key=lambda a: a.id)
         shown = sum(1 for a in seen if a.redelivery)
         redeliveries = max(shown, state.redelivered.get(guid, 0))

@@ -4,7 +4,6 @@ stand-in on loopback, with a repository, an organization and the App's hook."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -15,10 +14,12 @@ import boto3
 import pytest
 
 from devkit.apigw import LambdaContext
+from devkit.aws_resources import Names, connect, provision
 from handler import redelivery
 from handler.aws.telemetry import PowertoolsTelemetry
 from handler.core.outcomes import ConfigurationError
 from handler.core.settings import TelemetrySettings
+from tests.conftest import Logs
 from tests.redelivery.conftest import APP_HOOK, APP_ID, ORG_HOOK, REPO_HOOK, TOKEN, AppKey
 from tests.redelivery.github_standin import Fault, GitHubStandIn, attempts_of
 
@@ -29,28 +30,6 @@ KEY_PARAMETER = "/github-webhook/redelivery/app-private-key"
 REPO_PATH, ORG_PATH, APP_PATH = "/" + REPO_HOOK, "/" + ORG_HOOK, "/app/hook"
 METRICS = ("DeliveriesChecked", "RedeliveryRequested", "RedeliveryRefused", "RedeliveryGaveUp")
 SCHEDULED_EVENT = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-
-
-class Logs:
-    """Every line the function logs (Powertools' JSON on stdout, as CloudWatch gets it)."""
-
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.text.splitlines()]
-
-    def messages(self, message: str) -> list[dict[str, Any]]:
-        return [record for record in self.records if record["message"] == message]
-
-    def clear(self) -> None:
-        self.stream.seek(0)
-        self.stream.truncate()
 
 
 @pytest.fixture
@@ -69,12 +48,7 @@ def deployed(aws: None, github: GitHubStandIn, app_key: AppKey, monkeypatch: pyt
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name=TOKEN_PARAMETER, Value=TOKEN, Type="SecureString")
     ssm.put_parameter(Name=KEY_PARAMETER, Value=app_key.pem, Type="SecureString")
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    provision(connect(), Names(table=TABLE))
     environment = {
         "AWS_LAMBDA_FUNCTION_NAME": "github-webhook-redelivery",
         "POWERTOOLS_TRACE_DISABLED": "true",

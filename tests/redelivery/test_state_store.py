@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from devkit.aws_resources import Names, connect, provision
 from handler.aws.redelivery_state import DynamoStateStore, MemoryStateStore
 from handler.core.redelivery import Hook, HookState
 from tests.fakes import Clock
@@ -17,12 +18,7 @@ REPO, APP = Hook.parse("repos/octo-org/hello-world/hooks/42"), Hook.parse("app")
 
 @pytest.fixture
 def table(aws: None) -> str:
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    provision(connect(), Names(table=TABLE))
     return TABLE
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit.errors import USAGE, CliError
-from handler.aws.redelivery_state import MemoryStateStore
-from handler.core.redelivery import Attempt, Hook, HookSummary, Policy, RunStopped, by_guid, run_hook
+from handler.core.redelivery import Attempt, Hook, HookSummary, MemoryStateStore, Policy, RunStopped, by_guid, run_hook
 from handler.core.settings import DEFAULT_GITHUB_API_URL
 from handler.github.auth import Credentials
 from handler.github.deliveries import GitHubDeliveries, GitHubError

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import cache
 from typing import Any
 
-from handler.aws.redelivery_state import DynamoStateStore, MemoryStateStore
+from handler.aws.redelivery_state import DynamoStateStore
+from handler.aws.ssm import secure_string
 from handler.aws.telemetry import PowertoolsTelemetry
 from handler.core.outcomes import Outcome
-from handler.core.redelivery import HookSummary, StateStore, run_hook
+from handler.core.redelivery import HookSummary, MemoryStateStore, NotAnAttempt, StateStore, run_hook
 from handler.core.settings import RedeliverySettings, TelemetrySettings
 from handler.github.auth import Credentials
 from handler.github.deliveries import GitHubDeliveries, GitHubError
@@ -68,9 +68,13 @@ def run(
                 telemetry=telemetry,
                 dry_run=dry_run,
             )
-        except (GitHubError, PermissionError, ValueError) as exc:  # ValueError: an item that is not an attempt
+        except (GitHubError, PermissionError, NotAnAttempt) as exc:  # messages of ours: safe to show
             telemetry.log("error", "hook not checked", hook=hook.spec, detail=str(exc)[:300])
             summary["hooks"][hook.spec] = {"error": str(exc)[:300]}
+            continue
+        except Exception as exc:  # anything else (the state table, a library): its type only, never its text
+            telemetry.unexpected(exc, "hook not checked")
+            summary["hooks"][hook.spec] = {"error": type(exc).__name__}
             continue
         summary["redelivered"] += counts.redelivered
         summary["hooks"][hook.spec] = asdict(counts)
@@ -81,6 +85,8 @@ def run(
             "RedeliveryGaveUp": counts.capped,
         }
         telemetry.log("info", "hook checked", metrics=metrics, hook=hook.spec, **asdict(counts))
+        if not counts.complete:
+            telemetry.log("warning", "hook check stopped early: continued next run", hook=hook.spec, why=counts.stopped)
         if progress is not None:
             progress(hook.spec, counts)
     summary["requests"] = api.requests
@@ -94,27 +100,6 @@ def credentials(settings: RedeliverySettings) -> Credentials:
         literal = settings.token
         token = lambda: literal  # noqa: E731
     elif settings.token_parameter:
-        token = _parameter(settings.token_parameter)
-    private_key = _parameter(settings.app_private_key_parameter) if settings.app_private_key_parameter else None
+        token = secure_string(settings.token_parameter)
+    private_key = secure_string(settings.app_private_key_parameter) if settings.app_private_key_parameter else None
     return Credentials(token=token, app_id=settings.app_id, private_key=private_key)
-
-
-def _parameter(name: str) -> Callable[[], str]:
-    @cache  # one GetParameter per run, not one per request
-    def read() -> str:
-        from aws_lambda_powertools.utilities.parameters import SSMProvider
-        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-        from handler.aws.clients import client, error_code
-
-        try:
-            value = SSMProvider(boto3_client=client("ssm")).get(name, decrypt=True, max_age=300)
-        except GetParameterError as exc:
-            # The hooks that need it are not checked (logged); the others still are.
-            cause = exc.__cause__ or exc.__context__ or exc
-            raise PermissionError(f"parameter {name} could not be read ({error_code(cause)})") from None
-        if not isinstance(value, str) or not value.strip():
-            raise PermissionError(f"parameter {name} is empty")
-        return value.strip()
-
-    return read

@@ -119,3 +119,25 @@ def test_tracer_is_not_imported_when_tracing_is_off() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
     assert out.stdout.strip() == "False"
+
+
+def test_a_budget_too_short_for_one_archive_call_is_refused() -> None:
+    """An S3 attempt needs 4 s left after the calls before it: a 4 s budget would answer every delivery 503."""
+    with pytest.raises(ConfigurationError, match="at least 5"):
+        Settings.from_env({"WEBHOOK_TIME_BUDGET_SECONDS": "4"})
+    assert Settings.from_env({"WEBHOOK_TIME_BUDGET_SECONDS": "5"}).time_budget_seconds == 5
+
+
+def test_an_invalid_log_level_logs_at_info_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Powertools refuses an unknown POWERTOOLS_LOG_LEVEL; the function must still answer (and log)."""
+    import io
+
+    from handler.aws.telemetry import PowertoolsTelemetry
+    from handler.core.settings import TelemetrySettings
+
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "LOUD")
+    telemetry = PowertoolsTelemetry(TelemetrySettings(service_name="log-level-check"))
+    stream = io.StringIO()
+    telemetry.logger.registered_handler.setStream(stream)
+    telemetry.log("info", "still logging")
+    assert '"message":"still logging"' in stream.getvalue()

@@ -238,3 +238,24 @@ def test_a_piece_of_a_secret_never_verifies(
     reset_receiver()
     assert send(*signed("push", secret="x")).status == 401
     assert send(*signed("push", secret=secret)).status == 202
+
+
+def test_no_time_left_to_read_the_secret_keeps_the_secrets_read_before(aws: None) -> None:
+    """The budget refusing the SSM call is not an SSM failure: cached secrets keep verifying, SSM is not
+    marked as failing, and with nothing cached the answer is a timeout, not secret_unavailable."""
+    from handler.core.budget import Budget
+    from handler.core.outcomes import OutOfTime
+
+    put_secret("cached")
+    clock = fakes.Clock()
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry(), clock=clock)
+    assert store.current() == (b"cached",)
+    clock.advance(301)  # past max age: the next read goes to SSM, which the budget forbids
+    with Budget(1.0).active():
+        assert store.current() == (b"cached",)
+    put_secret("rotated")
+    assert store.current() == (b"rotated",)  # not held back by a refresh interval: SSM never failed
+
+    cold = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry())
+    with Budget(1.0).active(), pytest.raises(OutOfTime):
+        cold.current()

@@ -4,9 +4,9 @@ Timeouts alone do not bound a call: botocore's worst case is (connect + read tim
 attempt plus the back-off between attempts (which honours a server's ``x-amz-retry-after``). So
 every client checks the active budget (``handler.core.budget``) before each attempt, and retries only
 when the back-off and one more whole attempt still fit. A call that does not fit is not started:
-it raises :class:`~handler.core.outcomes.OutOfTime` (a ``503 timeout``), or, for a retry, the failure it
-would have retried stands. This holds for the calls Powertools makes with these clients too
-(idempotency's put, update and delete; the SSM read).
+it raises :class:`~handler.core.outcomes.OutOfTime` (a ``503 timeout``; a secret already read keeps
+verifying instead), or, for a retry, the failure it would have retried stands. This holds for the
+calls Powertools makes with these clients too (idempotency's put, update and delete; the SSM read).
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ from handler.aws.clients import client
 from handler.core.redelivery import Hook, HookState
 
 KEY_PREFIX = "redelivery#"
+# A DynamoDB item holds at most 400 KB; an entry takes about 100 bytes. Past this many guids (a long
+# outage on a busy hook), the oldest are forgotten: they can then be redelivered past the cap, once.
+MAX_GUIDS = 2000
 
 
 class DynamoStateStore:
@@ -43,10 +46,12 @@ class DynamoStateStore:
     def save(self, hook: Hook, state: HookState) -> None:
         now = self._clock()
         guids: dict[str, Any] = {}
-        for guid, count in state.redelivered.items():
+        recent = sorted(state.redelivered, key=lambda guid: state.first_seen.get(guid, now), reverse=True)
+        for guid in recent[:MAX_GUIDS]:
             first_seen = state.first_seen.get(guid, now)
             if now - first_seen <= self._lookback:
-                guids[guid] = {"M": {"redelivered": {"N": str(count)}, "first_seen": {"N": repr(first_seen)}}}
+                entry = {"redelivered": {"N": str(state.redelivered[guid])}, "first_seen": {"N": repr(first_seen)}}
+                guids[guid] = {"M": entry}
         item: dict[str, Any] = {
             "id": {"S": KEY_PREFIX + hook.spec},
             "guids": {"M": guids},
@@ -56,16 +61,3 @@ class DynamoStateStore:
         if state.newest_id is not None:
             item["newest_id"] = {"N": str(state.newest_id)}
         client("dynamodb").put_item(TableName=self._table, Item=item)
-
-
-class MemoryStateStore:
-    """State kept for one process (the CLI, or a function with no table): every run rescans the window."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, HookState] = {}
-
-    def load(self, hook: Hook) -> HookState:
-        return self.states.setdefault(hook.spec, HookState())
-
-    def save(self, hook: Hook, state: HookState) -> None:
-        self.states[hook.spec] = state

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from handler.aws.clients import client
-from handler.core.outcomes import SecretUnavailable
+from handler.aws.clients import client, error_code
+from handler.core.outcomes import OutOfTime, SecretUnavailable
 from handler.core.ports import Telemetry
 from handler.core.secrets import split_secrets
 
@@ -74,6 +75,10 @@ class SsmSecrets:
         try:
             value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch or expired)
         except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
+            if _out_of_time(exc):  # not a failure of SSM: the request had no time left to ask it
+                if self._parsed:
+                    return self._parsed
+                raise OutOfTime("not enough time left to read the secret parameter") from None
             self._failed = True
             why = f"cannot read the secret parameter ({type(exc).__name__})"
             if self._parsed and not force_fetch:
@@ -108,3 +113,36 @@ class SsmSecrets:
     def _on_call(self, **_: Any) -> None:
         self._calls += 1
         self._last_call = self._clock()
+
+
+def _out_of_time(exc: BaseException) -> bool:
+    """True when the budget refused the call (Powertools wraps the OutOfTime it raised)."""
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, OutOfTime):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def secure_string(name: str) -> Callable[[], str]:
+    """A reader of one SecureString (the redelivery function's token or App key), read once when first
+    needed. A failure is a :class:`PermissionError` naming the parameter and the AWS error code only."""
+
+    @cache
+    def read() -> str:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            value = SSMProvider(boto3_client=client("ssm")).get(name, decrypt=True)
+        except GetParameterError as exc:
+            cause = exc.__cause__ or exc.__context__ or exc
+            raise PermissionError(f"parameter {name} could not be read ({error_code(cause)})") from None
+        if not isinstance(value, str) or not value.strip():
+            raise PermissionError(f"parameter {name} is empty")
+        return value.strip()
+
+    return read

@@ -1,7 +1,8 @@
 """Telemetry with Powertools: JSON log lines (Logger) that carry their own metrics (CloudWatch EMF),
 the cold-start count (Metrics) and X-Ray spans (Tracer). A :class:`~handler.core.ports.Telemetry`.
 
-Built once per container from :class:`~handler.core.settings.TelemetrySettings`, never at import,
+Built from :class:`~handler.core.settings.TelemetrySettings` (once per container by the receiver,
+once per run by the redelivery function), never at import,
 so that the service name, namespace and tracing switch come from the environment of the moment
 (``webhook invoke --env-vars`` included).
 """
@@ -29,7 +30,11 @@ _WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 class PowertoolsTelemetry:
     def __init__(self, settings: TelemetrySettings) -> None:
         self.settings = settings
-        self.logger = Logger(service=settings.service_name)
+        try:
+            self.logger = Logger(service=settings.service_name)
+        except ValueError:  # POWERTOOLS_LOG_LEVEL is not a level: log at INFO, and say so, rather than fail
+            self.logger = Logger(service=settings.service_name, level="INFO")
+            self.logger.warning("POWERTOOLS_LOG_LEVEL is not a log level; logging at INFO")
         for name in _WIRE_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO)
         # One JSON line per delivery is ours; Mangum's plain-text access line would be a second.

@@ -1,3 +1,5 @@
-"""The receiver's sans-I/O core: signature, delivery parsing, the bus contract, routing, outcomes and
-the flow. It imports only the standard library and itself; everything outside (AWS, Powertools, the
-web framework) reaches it through the ports in :mod:`handler.core.ports`."""
+"""The sans-I/O core: signature, delivery parsing, the bus contract and the archive's layout,
+routing, outcomes, settings, the time budget, the receiver's flow and the redelivery decisions.
+It imports only the standard library and itself (tests/test_layout.py checks); everything outside
+(AWS, GitHub's API, Powertools, the web framework) reaches it through Protocol ports
+(:mod:`handler.core.ports`, and ``DeliveriesApi``/``StateStore`` in :mod:`handler.core.redelivery`)."""

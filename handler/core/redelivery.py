@@ -30,6 +30,10 @@ from handler.core.ports import Telemetry
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 409, 429})
 
 
+class NotAnAttempt(ValueError):
+    """An item of the deliveries list lacks what an attempt has (the API changed, or it is not GitHub's)."""
+
+
 class Verdict(StrEnum):
     SUCCEEDED = "succeeded"  # an attempt was answered 2xx
     REDELIVER = "redeliver"
@@ -52,7 +56,7 @@ class Attempt:
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> Attempt:
-        """An attempt from one item of ``GET …/deliveries``; raises ValueError if it is not one."""
+        """An attempt from one item of ``GET …/deliveries``; raises :class:`NotAnAttempt` if it is not one."""
         try:
             return cls(
                 id=int(item["id"]),
@@ -64,7 +68,7 @@ class Attempt:
                 action=item.get("action") if isinstance(item.get("action"), str) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a delivery attempt ({type(exc).__name__})") from None
+            raise NotAnAttempt(f"GitHub listed an item that is not a delivery attempt ({type(exc).__name__})") from None
 
     @property
     def succeeded(self) -> bool:
@@ -152,6 +156,7 @@ class HookSummary:
     capped: int = 0
     too_old: int = 0
     complete: bool = True  # False when the run stopped early (rate limit, time): continued next run
+    stopped: str | None = None  # why it stopped early
 
     def count(self, decision: Decision) -> None:
         if decision.verdict is not Verdict.SUCCEEDED:
@@ -270,8 +275,8 @@ def run_hook(
                     break
                 new.append(attempt)
             page = None if reached_old or page.next_url is None else api.next_page(hook, page.next_url)
-    except RunStopped:
-        summary.complete = False
+    except RunStopped as exc:
+        summary.complete, summary.stopped = False, str(exc)[:200]
         summary.checked = len(new)
         return summary  # nothing decided on a partial view; the next run reads these pages again
     summary.checked = len(new)
@@ -297,8 +302,8 @@ def run_hook(
                 if not dry_run:
                     try:
                         api.redeliver(hook, decision.attempt.id)
-                    except RunStopped:
-                        summary.complete = False
+                    except RunStopped as exc:
+                        summary.complete, summary.stopped = False, str(exc)[:200]
                         break
                     record(state, decision)
                 summary.redelivered += 1
@@ -311,3 +316,16 @@ def run_hook(
         if not dry_run:
             store.save(hook, state)
     return summary
+
+
+class MemoryStateStore:
+    """A :class:`StateStore` for one process (the CLI, or a function with no table): every run rescans the window."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, HookState] = {}
+
+    def load(self, hook: Hook) -> HookState:
+        return self.states.setdefault(hook.spec, HookState())
+
+    def save(self, hook: Hook, state: HookState) -> None:
+        self.states[hook.spec] = state

@@ -1,7 +1,9 @@
-"""The one place that reads the receiver's configuration from the environment, sans I/O.
+"""The one place that reads configuration from the environment, sans I/O: the receiver's
+(:class:`Settings`), telemetry's (:class:`TelemetrySettings`) and the redelivery function's
+(:class:`RedeliverySettings`).
 
-Nothing reads it at import: :meth:`Settings.from_env` and :meth:`TelemetrySettings.from_env` are
-called once per container, so that tools and tests can set the environment first. Powertools
+Nothing reads it at import: the receiver calls ``from_env`` once per container, the redelivery
+function once per run, so that tools and tests can set the environment first. Powertools
 reads its other documented variables (``POWERTOOLS_LOG_LEVEL``, ...) itself, when the telemetry
 adapter is built from these settings.
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from handler.core.outcomes import ConfigurationError
-from handler.core.redelivery import Hook, Policy, parse_hooks
 from handler.core.secrets import split_secrets
 from handler.core.source import SourceAllowList
+
+if TYPE_CHECKING:
+    from handler.core.redelivery import Hook, Policy
 
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
@@ -26,8 +31,9 @@ DEFAULT_METRICS_NAMESPACE = "GitHubWebhook"
 DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
 # GitHub waits 10 s; no call to AWS may end later than this many seconds after the request's start.
 DEFAULT_TIME_BUDGET_SECONDS = 8
-# One whole call to S3 (connect, 100-continue, read) must fit, or nothing could ever be archived.
-MIN_TIME_BUDGET_SECONDS = 4
+# One whole call to S3 (connect, 100-continue, read: 4 s) must still fit after the calls before it
+# (the secret, the dedup record), or nothing could ever be archived.
+MIN_TIME_BUDGET_SECONDS = 5
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
@@ -114,15 +120,16 @@ class RedeliverySettings:
     app_id: str | None = None
     app_private_key_parameter: str | None = None
     state_table: str | None = None
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=lambda: _redelivery().Policy())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedeliverySettings:
         env = os.environ if environ is None else environ
+        redelivery = _redelivery()
         if env.get("GITHUB_TOKEN") and _deployed(env):
             raise ConfigurationError("GITHUB_TOKEN is for local use; set GITHUB_TOKEN_PARAMETER")
         try:
-            hooks = parse_hooks(env.get("REDELIVERY_HOOKS", ""))
+            hooks = redelivery.parse_hooks(env.get("REDELIVERY_HOOKS", ""))
         except ValueError as exc:
             raise ConfigurationError(f"REDELIVERY_HOOKS: {exc}") from None
         api_url = (env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
@@ -138,7 +145,7 @@ class RedeliverySettings:
             app_id=env.get("GITHUB_APP_ID") or None,
             app_private_key_parameter=env.get("GITHUB_APP_PRIVATE_KEY_PARAMETER") or None,
             state_table=env.get("REDELIVERY_STATE_TABLE") or None,
-            policy=Policy(
+            policy=redelivery.Policy(
                 lookback_seconds=_int(env, "REDELIVERY_LOOKBACK_HOURS", 72, minimum=1) * 3600,
                 max_attempts=_int(env, "REDELIVERY_MAX_ATTEMPTS", 3, minimum=1),
             ),
@@ -148,6 +155,13 @@ class RedeliverySettings:
         if any(not hook.is_app for hook in hooks) and not (settings.token or settings.token_parameter):
             raise ConfigurationError("repository and organization hooks need GITHUB_TOKEN_PARAMETER")
         return settings
+
+
+def _redelivery() -> Any:
+    """The redelivery decisions' module, imported only by the redelivery function (not the receiver)."""
+    from handler.core import redelivery
+
+    return redelivery
 
 
 def _deployed(env: Mapping[str, str]) -> bool:

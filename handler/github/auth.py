@@ -39,7 +39,12 @@ class Credentials:
             return sansio.create_headers(USER_AGENT, jwt=self._app_jwt())
         if self._token is None:
             raise PermissionError("no token for repository and organization hooks")
-        return sansio.create_headers(USER_AGENT, oauth_token=self._token())
+        token = self._token()
+        # A token is one word of printable ASCII. Anything else (two tokens on two lines, a stray
+        # control character) would be refused by the HTTP client with the value in its message.
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            raise PermissionError("the GitHub token is not one word of printable ASCII (one token, one line)")
+        return sansio.create_headers(USER_AGENT, oauth_token=token)
 
     def _app_jwt(self) -> str:
         if self._app_id is None or self._private_key is None:
@@ -50,7 +55,7 @@ class Credentials:
                 token = apps.get_jwt(
                     app_id=self._app_id, private_key=self._private_key(), expiration=JWT_LIFETIME_SECONDS
                 )
-            except (PyJWTError, ValueError):
+            except (PyJWTError, ValueError, TypeError, AttributeError):  # encrypted, public or no key
                 # PyJWT's text names no key material; still, say only what is wrong.
                 raise PermissionError("the GitHub App private key is not a usable RSA private key") from None
             self._jwt = (token, now)

@@ -13,6 +13,7 @@ the next scheduled run continues.
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,17 @@ from handler.core.redelivery import Hook, Page, RunStopped
 from handler.github.auth import Credentials
 
 PER_PAGE = 100
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is answered as the error it is: urllib would follow it with every header, credentials
+    included, to any host, and turn a redirected POST into a GET."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 REQUEST_TIMEOUT = 10.0
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 1.0
@@ -76,9 +88,10 @@ class GitHubDeliveries:
         for attempt in range(MAX_ATTEMPTS):
             if self._time_left() < REQUEST_TIMEOUT:
                 raise RunStopped("no time left for another request")
+            credentials = self._credentials.headers(hook)  # a PermissionError (an OSError) is not a network failure
             try:
-                status, headers, body = self._send(method, url, self._credentials.headers(hook))
-            except (urllib.error.URLError, TimeoutError, ConnectionError):
+                status, headers, body = self._send(method, url, credentials)
+            except (OSError, http.client.HTTPException):  # refused, reset, timed out, TLS, a garbled answer
                 pause, why = BACKOFF_SECONDS * 2**attempt, "network failure"
             else:
                 try:
@@ -109,11 +122,12 @@ class GitHubDeliveries:
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         self.requests += 1
-        # Only the configured API URL (https; loopback in tests) is ever requested: see next_page.
+        # Only the configured API URL (https; loopback in tests) is ever requested: next pages are
+        # checked in next_page, and redirects are never followed (_NoRedirects).
         request = urllib.request.Request(url, method=method, headers=headers, data=b"" if method == "POST" else None)  # noqa: S310
         timeout = min(REQUEST_TIMEOUT, max(1.0, self._time_left()))
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (https, or loopback in tests)
+            with _OPENER.open(request, timeout=timeout) as response:
                 return response.status, _lower(response.headers.items()), response.read()
         except urllib.error.HTTPError as error:  # a 4xx/5xx answer: read it like any other
             with error:

@@ -18,9 +18,8 @@ import pytest
 
 from devkit.aws_resources import connect
 from devkit.emulator import LOCAL
-from handler.aws.redelivery_state import MemoryStateStore
 from handler.aws.telemetry import PowertoolsTelemetry
-from handler.core.redelivery import Hook
+from handler.core.redelivery import Hook, MemoryStateStore
 from handler.core.settings import RedeliverySettings, TelemetrySettings
 from handler.redelivery import run
 from tests.conftest import signed

@@ -6,8 +6,8 @@ import boto3
 import pytest
 
 from devkit.aws_resources import Names, connect, provision
-from handler.aws.redelivery_state import DynamoStateStore, MemoryStateStore
-from handler.core.redelivery import Hook, HookState
+from handler.aws.redelivery_state import DynamoStateStore
+from handler.core.redelivery import Hook, HookState, MemoryStateStore
 from tests.fakes import Clock
 
 TABLE = "github-webhook-deliveries"  # the deduplication table: the state can share it

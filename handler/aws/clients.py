@@ -87,6 +87,17 @@ class _BudgetedRetry:
         return delay
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what led to it, latest first: Powertools and botocore wrap the errors they catch, so
+    an :class:`OutOfTime` refused here may arrive inside another exception."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (``ThrottlingException``), else the exception type.
 

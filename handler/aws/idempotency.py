@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from handler.aws.clients import client, error_code
+from handler.aws.clients import causes, client, error_code
 from handler.core.outcomes import DeduplicationUnavailable, InProgress, OutOfTime, Unavailable
 from handler.core.ports import Deadline, Status
 
@@ -84,11 +84,7 @@ class Deduplicator:
 
 def _cause_when_out_of_time(exc: BaseException) -> Unavailable | None:
     """When ``exc``'s chain holds an :class:`OutOfTime`, the earliest :class:`Unavailable` in it."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = causes(exc)
     if not any(isinstance(link, OutOfTime) for link in chain):
         return None
     return next(link for link in reversed(chain) if isinstance(link, Unavailable))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from handler.aws.clients import client, error_code
+from handler.aws.clients import causes, client, error_code
 from handler.core.outcomes import OutOfTime, SecretUnavailable
 from handler.core.ports import Telemetry
 from handler.core.secrets import split_secrets
@@ -75,7 +75,8 @@ class SsmSecrets:
         try:
             value = self._ssm().get(self._name, decrypt=True, max_age=self._max_age, force_fetch=force_fetch or expired)
         except Exception as exc:  # GetParameterError, botocore errors, no region or credentials
-            if _out_of_time(exc):  # not a failure of SSM: the request had no time left to ask it
+            # Not a failure of SSM: the request had no time left to ask it.
+            if any(isinstance(cause, OutOfTime) for cause in causes(exc)):
                 if self._parsed:
                     return self._parsed
                 raise OutOfTime("not enough time left to read the secret parameter") from None
@@ -113,18 +114,6 @@ class SsmSecrets:
     def _on_call(self, **_: Any) -> None:
         self._calls += 1
         self._last_call = self._clock()
-
-
-def _out_of_time(exc: BaseException) -> bool:
-    """True when the budget refused the call (Powertools wraps the OutOfTime it raised)."""
-    current: BaseException | None = exc
-    for _ in range(10):
-        if current is None:
-            return False
-        if isinstance(current, OutOfTime):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def secure_string(name: str) -> Callable[[], str]:

@@ -23,6 +23,9 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 SETTINGS = ROOT / "handler" / "core" / "settings.py"
+# Where the key prefixes of the items each function keeps in the shared table are defined.
+STATE_KEYS_SOURCE = ROOT / "handler" / "aws" / "redelivery_state.py"
+DEDUP_KEYS_SOURCE = ROOT / "handler" / "aws" / "idempotency.py"
 FUNCTION = "WebhookFunction"
 REDELIVERY_FUNCTION = "RedeliveryFunction"
 # Each function, and the classes of handler/core/settings.py whose from_env reads its configuration.
@@ -32,6 +35,16 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
 }
 # Read by Powertools itself (not by settings.py), and set by the template for every function.
 READ_BY_POWERTOOLS = frozenset({"POWERTOOLS_LOG_LEVEL"})
+# The receiver's pipeline settings (read by Settings.from_env), which the redelivery function also gets,
+# with the receiver's values, in pull mode (RedeliveryMode=pull) only.
+PIPELINE_VARIABLES = (
+    "EVENT_BUS_NAME",
+    "ARCHIVE_BUCKET",
+    "PAYLOAD_BUCKET",
+    "IDEMPOTENCY_TABLE",
+    "IDEMPOTENCY_TTL_SECONDS",
+    "EVENT_MAX_ENTRY_BYTES",
+)
 
 # Parameter values that switch every optional part of the template on: the redelivery function
 # with both its credentials, and a customer-managed KMS key.
@@ -41,7 +54,19 @@ EVERYTHING_ON: dict[str, str] = {
     "GitHubAppId": "123456",
     "GitHubAppPrivateKeyParameterName": "/github-webhook/github-app-key",
     "SecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "RedeliveryMode": "pull",
 }
+
+
+def pulls(parameters: Mapping[str, str]) -> bool:
+    """Whether a stack deployed with ``parameters`` has the redelivery function in pull mode."""
+    return bool(parameters.get("RedeliveryHooks")) and parameters.get("RedeliveryMode") == "pull"
+
+
+# DynamoDB actions on the shared table: the deduplication records' (the receiver's, Powertools
+# Idempotency), and the redelivery state items'.
+DEDUP_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+STATE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 
 def _ssm_parameter(parameter: str) -> dict[str, str]:
@@ -82,15 +107,92 @@ def least_privilege(parameters: Mapping[str, str]) -> dict[str, dict[str, list[A
             for name in ("GitHubTokenParameterName", "GitHubAppPrivateKeyParameterName")
             if parameters.get(name)
         ]
+        receiver = roles["WebhookFunctionRole"]
+        # Pull mode: the receiver's grants for its pipeline, on the same resources.
+        pipeline = ("events:PutEvents", "s3:PutObject", *DEDUP_ACTIONS) if pulls(parameters) else ()
         roles["RedeliveryFunctionRole"] = {
             **({"ssm:GetParameter": secrets} if secrets else {}),
             "dynamodb:GetItem": [table],
             "dynamodb:PutItem": [table],
+            **{action: receiver[action] for action in pipeline},
             **kms,
             **logs("RedeliveryLogGroup"),
             **xray,
         }
     return roles
+
+
+def _key_prefix(source: Path) -> str:
+    """The module-level ``KEY_PREFIX = "..."`` of ``source``."""
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(target, "id", None) for target in node.targets] == ["KEY_PREFIX"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    raise LookupError(f"no KEY_PREFIX string in {source.relative_to(ROOT)}")
+
+
+def item_keys(parameters: Mapping[str, str]) -> dict[str, dict[str, set[str]]]:
+    """Role -> dynamodb:LeadingKeys pattern -> the DynamoDB actions it must be granted on exactly those
+    items, for roles that share the table with items that are not theirs."""
+    if not parameters.get("RedeliveryHooks"):
+        return {}
+    # The state items are keyed KEY_PREFIX + hook; Powertools keys a record f"{key_prefix}#{hash}"
+    # (BasePersistenceLayer._get_hashed_idempotency_key; the table has no sort key).
+    keys = {_key_prefix(STATE_KEYS_SOURCE) + "*": set(STATE_ACTIONS)}
+    if pulls(parameters):
+        keys[_key_prefix(DEDUP_KEYS_SOURCE) + "#*"] = set(DEDUP_ACTIONS)
+    return {"RedeliveryFunctionRole": keys}
+
+
+def _leading_keys(statement: Mapping[str, Any]) -> str | None:
+    """The one pattern of a ``ForAllValues:StringLike`` on ``dynamodb:LeadingKeys``, the statement's only
+    condition; None for anything else (no condition, another operator, several patterns)."""
+    if list(statement.get("Condition", {})) != ["ForAllValues:StringLike"]:
+        return None
+    test = statement["Condition"]["ForAllValues:StringLike"]
+    if list(test) != ["dynamodb:LeadingKeys"]:
+        return None
+    patterns = as_list(test["dynamodb:LeadingKeys"])
+    return patterns[0] if len(patterns) == 1 and isinstance(patterns[0], str) else None
+
+
+def item_key_findings(cloudformation: dict[str, Any], parameters: Mapping[str, str] | None = None) -> list[str]:
+    """For the stack deployed with ``parameters``: each DynamoDB grant of a role in :func:`item_keys` that is
+    not limited to one expected key prefix, or grants an action on items it does not need, and each
+    expected (prefix, action) that no statement grants."""
+    stack = deployed(cloudformation, parameters)
+    expected = item_keys(stack["Parameters"])
+    findings = []
+    granted: dict[str, dict[str, set[str]]] = {}
+    for principal, where, statement in role_statements_of(stack["Resources"]):
+        if principal not in expected or statement.get("Effect") != "Allow":
+            continue
+        actions = [action for action in as_list(statement.get("Action", [])) if action.startswith("dynamodb:")]
+        if not actions:
+            continue
+        pattern = _leading_keys(statement)
+        if pattern not in expected[principal]:
+            shown = json.dumps(statement.get("Condition"), sort_keys=True)
+            findings.append(
+                f"{where}: {', '.join(actions)} with condition {shown}, expected dynamodb:LeadingKeys "
+                f"limited to one of {sorted(expected[principal])}"
+            )
+            continue
+        granted.setdefault(principal, {}).setdefault(pattern, set()).update(actions)
+        findings.extend(
+            f"{where}: {action} on items {pattern}" for action in actions if action not in expected[principal][pattern]
+        )
+    for role, keys in expected.items():
+        for pattern, actions in keys.items():
+            findings.extend(
+                f"{role}: missing permission {action} on items {pattern}"
+                for action in sorted(actions - granted.get(role, {}).get(pattern, set()))
+            )
+    return findings
 
 
 # The only actions allowed on Resource "*": actions that support no resource-level permissions
@@ -396,8 +498,12 @@ def env_vars_read_by(*classes: str) -> set[str]:
 
 
 def env_vars_read_by_the_code(function: str = FUNCTION) -> set[str]:
-    """Every variable ``function``'s code reads: its settings classes', and Powertools' own."""
-    return env_vars_read_by(*FUNCTIONS[function]) | READ_BY_POWERTOOLS
+    """Every variable ``function``'s code reads: its settings classes', and Powertools' own (and for the
+    redelivery function, the pipeline's, which it reads in pull mode)."""
+    read = env_vars_read_by(*FUNCTIONS[function]) | READ_BY_POWERTOOLS
+    if function == REDELIVERY_FUNCTION:
+        read |= set(PIPELINE_VARIABLES) & env_vars_read_by(*FUNCTIONS[FUNCTION])
+    return read
 
 
 def env_findings(template: dict[str, Any]) -> list[str]:
@@ -416,4 +522,28 @@ def env_findings(template: dict[str, Any]) -> list[str]:
         findings.extend(
             f"{function}: {name} is set by the template but not read by the code" for name in sorted(variables - read)
         )
+    return findings
+
+
+def pipeline_env_findings(cloudformation: dict[str, Any], parameters: Mapping[str, str] | None = None) -> list[str]:
+    """For the stack deployed with ``parameters``: in pull mode, each pipeline variable the redelivery
+    function does not get with the receiver's value; otherwise, each it gets at all."""
+    stack = deployed(cloudformation, parameters)
+    if REDELIVERY_FUNCTION not in stack["Resources"]:
+        return []
+
+    def variables(function: str) -> dict[str, Any]:
+        return stack["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+
+    receiver, redelivery = variables(FUNCTION), variables(REDELIVERY_FUNCTION)
+    if not pulls(stack["Parameters"]):
+        outside = [name for name in PIPELINE_VARIABLES if name in redelivery]
+        return [f"{REDELIVERY_FUNCTION}: {name} is set outside pull mode" for name in outside]
+    findings = [f"{FUNCTION}: {name} is not set" for name in PIPELINE_VARIABLES if name not in receiver]
+    findings.extend(
+        f"{REDELIVERY_FUNCTION}: {name} is {json.dumps(redelivery.get(name))} in pull mode, "
+        f"the receiver's is {json.dumps(receiver[name])}"
+        for name in PIPELINE_VARIABLES
+        if name in receiver and redelivery.get(name) != receiver[name]
+    )
     return findings

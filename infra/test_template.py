@@ -13,6 +13,7 @@ from infra.checks import (
     FUNCTION,
     FUNCTIONS,
     NO_RESOURCE_LEVEL_ACTIONS,
+    PIPELINE_VARIABLES,
     REDELIVERY_FUNCTION,
     ROOT,
     as_list,
@@ -21,8 +22,10 @@ from infra.checks import (
     env_vars_read_by_the_code,
     iam_findings,
     inline_statements,
+    item_key_findings,
     load_template,
     parameter_findings,
+    pipeline_env_findings,
     rule_findings,
     transformed,
 )
@@ -41,7 +44,7 @@ def cloudformation(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def stack_on(cloudformation: dict[str, Any]) -> dict[str, Any]:
-    """The stack deployed with every option on (redelivery with both credentials, a KMS key)."""
+    """The stack deployed with every option on (redelivery in pull mode with both credentials, a KMS key)."""
     return deployed(cloudformation, EVERYTHING_ON)
 
 
@@ -99,8 +102,17 @@ PARAMETER_SETS = {
         "GitHubAppId": EVERYTHING_ON["GitHubAppId"],
         "GitHubAppPrivateKeyParameterName": EVERYTHING_ON["GitHubAppPrivateKeyParameterName"],
     },
+    "redelivery-pull": {
+        "RedeliveryHooks": "repos/octo-org/hello-world/hooks/42",
+        "GitHubTokenParameterName": EVERYTHING_ON["GitHubTokenParameterName"],
+        "RedeliveryMode": "pull",
+    },
+    # Pull mode is inert without hooks.
+    "pull-without-hooks": {"RedeliveryMode": "pull"},
     "everything": EVERYTHING_ON,
 }
+REDELIVER = PARAMETER_SETS["redelivery-token"]
+PULL = PARAMETER_SETS["redelivery-pull"]
 
 
 @pytest.mark.parametrize("parameters", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
@@ -110,6 +122,8 @@ def test_function_permissions_are_least_privilege(
     assert parameter_findings(template, parameters) == []
     assert rule_findings(template, parameters) == []
     assert iam_findings(cloudformation, parameters, ALLOWED_MANAGED_POLICIES) == []
+    assert item_key_findings(cloudformation, parameters) == []
+    assert pipeline_env_findings(cloudformation, parameters) == []
 
 
 def test_no_role_has_managed_policies(cloudformation: dict[str, Any]) -> None:
@@ -347,10 +361,90 @@ def test_redelivery_with_the_receivers_table_actions_is_caught(template: dict[st
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
     ]
-    assert iam_findings(transformed(broken), EVERYTHING_ON) == [
+    assert iam_findings(transformed(broken), REDELIVER) == [
         "RedeliveryFunctionRole: unexpected action dynamodb:UpdateItem",
         "RedeliveryFunctionRole: unexpected action dynamodb:DeleteItem",
     ]
+    # In pull mode the role may update and delete deduplication records, but not its state items.
+    assert item_key_findings(transformed(broken), PULL) == [
+        "RedeliveryFunctionRole: dynamodb:UpdateItem on items redelivery#*",
+        "RedeliveryFunctionRole: dynamodb:DeleteItem on items redelivery#*",
+    ]
+
+
+def test_redelivery_state_on_every_item_of_the_table_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    del role_statements(broken, "RedeliveryFunctionRole")["KeepRedeliveryState"]["Condition"]
+    for parameters in (REDELIVER, PULL):
+        assert iam_findings(transformed(broken), parameters) == []  # same actions and resource: only the keys differ
+        findings = item_key_findings(transformed(broken), parameters)
+        assert findings[0].startswith(
+            "RedeliveryFunctionRole: dynamodb:GetItem, dynamodb:PutItem with condition null, expected "
+            "dynamodb:LeadingKeys limited to one of"
+        )
+        assert findings[1:] == [
+            "RedeliveryFunctionRole: missing permission dynamodb:GetItem on items redelivery#*",
+            "RedeliveryFunctionRole: missing permission dynamodb:PutItem on items redelivery#*",
+        ]
+
+
+def test_deduplication_records_on_the_wrong_keys_are_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    dedup = role_statements(broken, "RedeliveryFunctionRole")["DeduplicateDeliveries"]
+    # The prefix without Powertools' "#": it would also match keys such as github-delivery-other#….
+    dedup["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] = ["github-delivery*"]
+    findings = item_key_findings(transformed(broken), PULL)
+    assert findings[0].startswith(
+        "RedeliveryFunctionRole: dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem "
+        'with condition {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["github-delivery*"]}}'
+    )
+    assert len(findings) == 5  # and the four actions missing on github-delivery#*
+    # The redelivery items' pattern on the deduplication actions: they could then rewrite its state.
+    dedup["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] = ["redelivery#*"]
+    assert item_key_findings(transformed(broken), PULL) == [
+        "RedeliveryFunctionRole: dynamodb:UpdateItem on items redelivery#*",
+        "RedeliveryFunctionRole: dynamodb:DeleteItem on items redelivery#*",
+        "RedeliveryFunctionRole: missing permission dynamodb:DeleteItem on items github-delivery#*",
+        "RedeliveryFunctionRole: missing permission dynamodb:GetItem on items github-delivery#*",
+        "RedeliveryFunctionRole: missing permission dynamodb:PutItem on items github-delivery#*",
+        "RedeliveryFunctionRole: missing permission dynamodb:UpdateItem on items github-delivery#*",
+    ]
+
+
+def test_pull_mode_grants_without_their_condition_are_caught(template: dict[str, Any]) -> None:
+    # The pull-mode statements without their !If: the redeliver mode would hold the pipeline's grants.
+    broken = copy.deepcopy(template)
+    [policy] = broken["Resources"]["RedeliveryFunctionRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    statements[:] = [s["Fn::If"][1] if s.get("Fn::If", [None])[0] == "IsPullMode" else s for s in statements]
+    assert iam_findings(transformed(broken), PULL) == []
+    assert iam_findings(transformed(broken), REDELIVER) == [
+        "RedeliveryFunctionRole: unexpected action events:PutEvents",
+        "RedeliveryFunctionRole: unexpected action dynamodb:UpdateItem",
+        "RedeliveryFunctionRole: unexpected action dynamodb:DeleteItem",
+        "RedeliveryFunctionRole: unexpected action s3:PutObject",
+    ]
+    assert item_key_findings(transformed(broken), REDELIVER)[0].startswith(
+        "RedeliveryFunctionRole: dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem "
+        'with condition {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["github-delivery#*"]}}'
+    )
+
+
+def test_pull_mode_on_other_resources_than_the_receivers_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    statements = role_statements(broken, "RedeliveryFunctionRole")
+    statements["ArchiveDeliveries"]["Resource"] = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    statements["PutDeliveryEvents"]["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+    }
+    findings = iam_findings(transformed(broken), PULL)
+    assert (
+        'RedeliveryFunctionRole: s3:PutObject on {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}, '
+        'expected {"Fn::Sub": "${ArchiveBucket.Arn}/*"}'
+    ) in findings
+    assert 'RedeliveryFunctionRole: missing permission events:PutEvents on {"Fn::GetAtt": ["WebhookBus", "Arn"]}' in (
+        findings
+    )
 
 
 def test_redelivery_on_sams_generated_role_is_caught(template: dict[str, Any]) -> None:
@@ -370,6 +464,8 @@ REDELIVERY_RESOURCES = {
     "RedeliveryLogGroup",
     "RedeliveryErrorsAlarm",
     "RedeliveryGaveUpAlarm",
+    "RedeliveryHooksNotCheckedAlarm",
+    "RedeliveryBacklogAlarm",
     # generated by SAM from the function's properties and its Schedule event
     "RedeliveryFunctionEventInvokeConfig",
     "RedeliveryFunctionSchedule",
@@ -444,6 +540,67 @@ def test_redelivery_parameters(template: dict[str, Any]) -> None:
     assert parameter_findings(template, {"GitHubApiUrl": "http://ghe.example.com/api/v3"})
 
 
+def test_redelivery_mode_is_redeliver_unless_pull_is_asked_for(
+    template: dict[str, Any], cloudformation: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["RedeliveryMode"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("redeliver", ["redeliver", "pull"])
+    assert parameter_findings(template, {"RedeliveryMode": "Pull"})
+    assert cloudformation["Conditions"]["IsPullMode"] == {"Fn::Equals": [{"Ref": "RedeliveryMode"}, "pull"]}
+    for parameters, mode in ((REDELIVER, "redeliver"), (PULL, "pull")):
+        stack = deployed(cloudformation, parameters)
+        variables = stack["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]
+        assert variables["REDELIVERY_MODE"] == {"Ref": "RedeliveryMode"}
+        assert stack["Parameters"]["RedeliveryMode"] == mode
+
+
+def test_pull_mode_has_the_receivers_pipeline_and_redeliver_mode_does_not(cloudformation: dict[str, Any]) -> None:
+    pull, redeliver = deployed(cloudformation, PULL), deployed(cloudformation, REDELIVER)
+
+    def variables(stack: dict[str, Any], function: str) -> dict[str, Any]:
+        return stack["Resources"][function]["Properties"]["Environment"]["Variables"]
+
+    receiver = variables(pull, FUNCTION)
+    assert set(PIPELINE_VARIABLES) <= set(receiver)
+    assert {name: variables(pull, REDELIVERY_FUNCTION)[name] for name in PIPELINE_VARIABLES} == {
+        name: receiver[name] for name in PIPELINE_VARIABLES
+    }
+    assert not set(PIPELINE_VARIABLES) & set(variables(redeliver, REDELIVERY_FUNCTION))
+
+    def grants(stack: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+        return {sid: s for sid, s in role_statements(stack, role).items() if sid not in ("WriteOwnLogs", "SendTraces")}
+
+    pipeline = {"PutDeliveryEvents", "DeduplicateDeliveries", "ArchiveDeliveries"}
+    assert set(grants(redeliver, "RedeliveryFunctionRole")) == {"ReadGitHubToken", "KeepRedeliveryState"}
+    assert set(grants(pull, "RedeliveryFunctionRole")) == {"ReadGitHubToken", "KeepRedeliveryState"} | pipeline
+    ours, theirs = grants(pull, "RedeliveryFunctionRole"), grants(pull, "WebhookFunctionRole")
+    for sid in pipeline:
+        assert (ours[sid]["Action"], ours[sid]["Resource"]) == (theirs[sid]["Action"], theirs[sid]["Resource"]), sid
+    assert ours["DeduplicateDeliveries"]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["github-delivery#*"]}
+    }
+    assert ours["KeepRedeliveryState"]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["redelivery#*"]}
+    }
+
+
+def test_a_pipeline_variable_unlike_the_receivers_is_caught(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    variables = broken["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]
+    variables["IDEMPOTENCY_TTL_SECONDS"] = {"Fn::If": ["IsPullMode", "86400", {"Ref": "AWS::NoValue"}]}
+    variables["PAYLOAD_BUCKET"] = {"Ref": "ArchiveBucket"}  # without its !If
+    assert pipeline_env_findings(transformed(broken), PULL) == [
+        'RedeliveryFunction: IDEMPOTENCY_TTL_SECONDS is "86400" in pull mode, the receiver\'s is "345600"'
+    ]
+    assert pipeline_env_findings(transformed(broken), REDELIVER) == [
+        "RedeliveryFunction: PAYLOAD_BUCKET is set outside pull mode"
+    ]
+    del variables["EVENT_MAX_ENTRY_BYTES"]
+    assert 'RedeliveryFunction: EVENT_MAX_ENTRY_BYTES is null in pull mode, the receiver\'s is "262144"' in (
+        pipeline_env_findings(transformed(broken), PULL)
+    )
+
+
 def test_redelivery_without_credentials_is_refused_at_deploy_time(template: dict[str, Any]) -> None:
     assert rule_findings(template) == []
     [finding] = rule_findings(template, {"RedeliveryHooks": "repos/octo-org/hello-world/hooks/42"})
@@ -502,7 +659,9 @@ def test_each_function_sets_exactly_the_variables_its_code_reads(template: dict[
     assert {"WEBHOOK_SECRET_PARAMETER", "EVENT_BUS_NAME", "IDEMPOTENCY_TABLE"} <= webhook
     assert {"REDELIVERY_HOOKS", "GITHUB_TOKEN_PARAMETER", "REDELIVERY_STATE_TABLE", "GITHUB_API_URL"} <= redelivery
     shared = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_TRACE_DISABLED"}
-    assert webhook & redelivery == shared | {"POWERTOOLS_LOG_LEVEL"}
+    # The pipeline's, in pull mode.
+    assert webhook & redelivery == shared | {"POWERTOOLS_LOG_LEVEL"} | set(PIPELINE_VARIABLES)
+    assert "REDELIVERY_MODE" in redelivery
     assert env_findings(template) == []
 
 
@@ -517,15 +676,15 @@ def test_a_missing_variable_is_caught(template: dict[str, Any]) -> None:
 
 
 def test_a_variable_nothing_reads_is_caught(template: dict[str, Any]) -> None:
-    # A misspelt name, or the receiver's variable on the redelivery function: the code would use its default.
+    # A misspelt name, or a receiver's variable outside the pipeline on the redelivery function.
     broken = copy.deepcopy(template)
     variables = broken["Resources"][REDELIVERY_FUNCTION]["Properties"]["Environment"]["Variables"]
     variables["REDELIVERY_LOOKBACK_HOUR"] = variables.pop("REDELIVERY_LOOKBACK_HOURS")
-    variables["IDEMPOTENCY_TABLE"] = {"Ref": "DeliveriesTable"}
+    variables["WEBHOOK_MAX_BODY_BYTES"] = "6291456"
     assert env_findings(broken) == [
         "RedeliveryFunction: REDELIVERY_LOOKBACK_HOURS is read by the code but not set by the template",
-        "RedeliveryFunction: IDEMPOTENCY_TABLE is set by the template but not read by the code",
         "RedeliveryFunction: REDELIVERY_LOOKBACK_HOUR is set by the template but not read by the code",
+        "RedeliveryFunction: WEBHOOK_MAX_BODY_BYTES is set by the template but not read by the code",
     ]
 
 
@@ -557,6 +716,8 @@ def test_alarms_cover_errors_throttles_5xx_signature_rejections_and_redelivery(c
         "SignatureRejectionsAlarm": ({"Ref": "MetricsNamespace"}, "DeliveryRejected"),
         "RedeliveryErrorsAlarm": ("AWS/Lambda", "Errors"),
         "RedeliveryGaveUpAlarm": ({"Ref": "MetricsNamespace"}, "RedeliveryGaveUp"),
+        "RedeliveryHooksNotCheckedAlarm": ({"Ref": "MetricsNamespace"}, "HooksNotChecked"),
+        "RedeliveryBacklogAlarm": ({"Ref": "MetricsNamespace"}, "RedeliveryBacklog"),
     }
     assert {"Name": "reason", "Value": "signature"} in alarms["SignatureRejectionsAlarm"]["Dimensions"]
     assert alarms["RedeliveryErrorsAlarm"]["Dimensions"] == [
@@ -568,6 +729,22 @@ def test_alarms_cover_errors_throttles_5xx_signature_rejections_and_redelivery(c
     assert gave_up["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
     assert (gave_up["Statistic"], gave_up["Period"], gave_up["Threshold"]) == ("Sum", 300, 1)
     assert gave_up["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    for name in ("RedeliveryHooksNotCheckedAlarm", "RedeliveryBacklogAlarm"):
+        assert alarms[name]["Dimensions"] == gave_up["Dimensions"], name
+    # Hooks not checked in 2 of 3 five-minute periods: one run cut short is not an alarm, two are.
+    not_checked = alarms["RedeliveryHooksNotCheckedAlarm"]
+    assert (not_checked["Statistic"], not_checked["Period"], not_checked["Threshold"]) == ("Sum", 300, 1)
+    assert (not_checked["EvaluationPeriods"], not_checked["DatapointsToAlarm"]) == (3, 2)
+    assert not_checked["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Two runs of the default schedule fall within the evaluated periods (periods without a run are not breaching).
+    schedule = cloudformation["Parameters"]["RedeliverySchedule"]["Default"]
+    assert schedule == "rate(5 minutes)"
+    assert not_checked["Period"] * not_checked["EvaluationPeriods"] >= 2 * 5 * 60
+    # A backlog left at the end of every run for 3 hours: it does not drain.
+    backlog = alarms["RedeliveryBacklogAlarm"]
+    assert (backlog["Statistic"], backlog["Period"], backlog["EvaluationPeriods"]) == ("Minimum", 3600, 3)
+    assert (backlog["ComparisonOperator"], backlog["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert backlog.get("DatapointsToAlarm", 3) == 3
     for alarm in alarms.values():
         assert alarm["TreatMissingData"] == "notBreaching"
         for actions in ("AlarmActions", "OKActions"):

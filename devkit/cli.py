@@ -139,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     _hook_options(redeliver)
     redeliver.add_argument("--dry-run", action="store_true", help="say what would be redelivered, redeliver nothing")
     redeliver.add_argument("--max-attempts", type=int, default=3, help="redeliveries per delivery (default 3)")
-    redeliver.add_argument("--no-progress", action="store_true", help="no progress bar")
+    redeliver.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none when stderr is not a terminal)"
+    )
     return parser
 
 
@@ -167,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return errors.OK
+    except Exception as exc:
+        if args.command not in ("deliveries", "redeliver"):
+            raise
+        # Never a traceback: its text could quote a token or GitHub's answer. The type says enough to report it.
+        print(f"webhook {args.command}: unexpected error ({type(exc).__name__})", file=sys.stderr)
+        return errors.REJECTED
 
 
 def _signed_request(args: argparse.Namespace) -> tuple[bytes, dict[str, str]]:
@@ -270,40 +278,33 @@ def run_github_ranges(args: argparse.Namespace) -> int:
 
 
 def run_deliveries(args: argparse.Namespace) -> int:
-    from devkit.redeliver import attempts_since, client, hook_from, render, rows, since_or_window
+    from devkit.redeliver import attempts_since, client, render, rows, settings_for, since_or_window
 
-    hook = hook_from(args.hook)
-    api = client(hook, app_id=args.app_id, key_file=args.app_key)
-    table = rows(attempts_since(api, hook, since_or_window(args.since)))
+    settings = settings_for(args.hook, app_id=args.app_id, key_file=args.app_key)
+    api = client(settings)
+    attempts, malformed = attempts_since(api, settings.hooks[0], since_or_window(args.since))
+    table = rows(attempts)
     if args.failed:
         table = [row for row in table if row.failed]
     print(render(table))
-    print(
-        f"{len(table)} deliveries, {sum(row.failed for row in table)} failed ({api.requests} requests)", file=sys.stderr
-    )
+    skipped = f", {malformed} items that are not attempts skipped" if malformed else ""
+    failed = sum(row.failed for row in table)
+    print(f"{len(table)} deliveries, {failed} failed ({api.requests} requests{skipped})", file=sys.stderr)
     return errors.OK
 
 
 def run_redeliver(args: argparse.Namespace) -> int:
-    from devkit.redeliver import client, hook_from, redeliver, since_or_window
+    from devkit.redeliver import outcome, redeliver, settings_for, since_or_window
 
-    hook = hook_from(args.hook)
-    api = client(hook, app_id=args.app_id, key_file=args.app_key)
-    counts = redeliver(
-        api,
-        hook,
-        since=since_or_window(args.since),
-        max_attempts=args.max_attempts,
-        dry_run=args.dry_run,
-        progress=not args.no_progress,
+    if args.max_attempts < 1:
+        raise CliError("--max-attempts must be at least 1", errors.USAGE)
+    settings = settings_for(args.hook, app_id=args.app_id, key_file=args.app_key, max_attempts=args.max_attempts)
+    summary = redeliver(
+        settings, since=since_or_window(args.since), dry_run=args.dry_run, progress=not args.no_progress
     )
-    verb = "would redeliver" if args.dry_run else "redelivered"
-    print(
-        f"{verb} {counts.redelivered}; checked {counts.checked} attempts in {counts.pages} pages; failed "
-        f"{counts.failed}, refused {counts.refused}, given up {counts.capped}, too old {counts.too_old}"
-        + ("" if counts.complete else "; stopped early (rate limit or time): run it again")
-    )
-    return errors.OK if counts.complete else errors.REJECTED
+    line, code = outcome(summary, settings.hooks[0], dry_run=args.dry_run)
+    print(line)
+    return code
 
 
 COMMANDS = {

@@ -25,13 +25,11 @@ from snapshot_restore_py import register_after_restore, register_before_snapshot
 from starlette.exceptions import HTTPException
 
 from handler import listeners
+from handler.aws import pipeline
 from handler.aws.clients import client
-from handler.aws.eventbridge import EventBus
-from handler.aws.s3 import S3Archive, S3PayloadStore
 from handler.aws.ssm import SsmSecrets
 from handler.aws.telemetry import PowertoolsTelemetry
 from handler.core import outcomes
-from handler.core.handoff import Handoff
 from handler.core.outcomes import Outcome
 from handler.core.ports import Secrets
 from handler.core.receiver import Receiver
@@ -51,22 +49,13 @@ def receiver() -> Receiver:
     tried again on the next request)."""
     settings = Settings.from_env()
     events = telemetry()
-    targets = [EventBus(settings.event_bus_name)] if settings.event_bus_name else []
-    # Another target (SQS, a second bus, Step Functions) is one more adapter in this list.
-    handoff = Handoff(
-        archive=S3Archive(settings.archive_bucket) if settings.archive_bucket else None,
-        targets=targets,
-        payloads=S3PayloadStore(settings.payload_bucket) if settings.payload_bucket else None,
-        max_entry_bytes=settings.event_max_entry_bytes,
-        telemetry=events,
-    )
-    once = None
-    if settings.idempotency_table:
-        from handler.aws.idempotency import Deduplicator
-
-        once = Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
     return Receiver(
-        settings, _secrets(settings, events), telemetry=events, handoff=handoff, once=once, router=listeners.router
+        settings,
+        _secrets(settings, events),
+        telemetry=events,
+        handoff=pipeline.handoff(settings, events),
+        once=pipeline.deduplicator(settings),
+        router=listeners.router,
     )
 
 

@@ -43,6 +43,13 @@ class Delivery:
     body: bytes = field(repr=False, compare=False)
     # The JSON text of a form body's `payload` field, kept so it is never decoded twice.
     form_json: str | None = field(default=None, repr=False, compare=False)
+    # Read back through GitHub's deliveries API by pull recovery, not received from GitHub.
+    recovered: bool = False
+
+    @property
+    def key(self) -> str:
+        """The deduplication key: the receiver and pull recovery record a delivery under the same one."""
+        return self.delivery_id
 
     @property
     def repository(self) -> str | None:

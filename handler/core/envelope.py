@@ -2,7 +2,8 @@
 
 ``Source`` is ``github.com`` and ``DetailType`` the ``X-GitHub-Event`` value. ``Detail`` carries
 either ``payload`` (the parsed payload, unchanged) or, when the entry would exceed the
-PutEvents limit, ``payload_location`` (an S3 object holding the payload JSON): never both.
+PutEvents limit, ``payload_location`` (an S3 object holding the payload JSON): never both. A
+delivery read back through GitHub's API by pull recovery also carries ``"recovered": true``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def detail(
         "hook_id": delivery.hook_id,
         "installation_target": target,
     }
+    if delivery.recovered:
+        document["recovered"] = True  # read back through GitHub's deliveries API after a failed delivery
     if archive_location is not None:
         document["archive_location"] = archive_location.as_dict()
     if payload_location is not None:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from handler.core.hooks import Hook
+    from handler.core.redelivery import HookState
 
 # Seconds, from time.time (wall clock: archive keys) or time.monotonic (budgets).
 Clock = Callable[[], float]
@@ -117,3 +122,91 @@ class Telemetry(Protocol):
         ...
 
     def span(self, name: str) -> AbstractContextManager[None]: ...
+
+
+# Recovery (the redelivery function) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of ``GET …/deliveries`` (newest first): its items, and the URL of the next (older) page."""
+
+    items: list[Mapping[str, Any]]
+    next_url: str | None
+
+
+class RunStopped(Exception):
+    """This hook cannot go on now: it stops cleanly, with its state saved, and the next run continues.
+
+    ``reason`` says why: ``rate_limit`` (a wait longer than the time left), ``time`` (no time left for
+    another request) or ``network`` (a request kept failing).
+    """
+
+    def __init__(self, message: str, *, reason: str = "time") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class GitHubError(Exception):
+    """GitHub refused a request for the whole hook (a bad token, no permission, no such hook): the hook
+    is not checked this run. The text names the status and GitHub's message, never a credential."""
+
+
+class Refused(GitHubError):
+    """GitHub refused a request about one delivery (404, 410, 422 "cannot be redelivered", …): that
+    delivery's verdict, not the hook's. ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DeliveriesApi(Protocol):
+    """GitHub's deliveries endpoints for hooks (``handler.github`` implements them over HTTP).
+
+    Every method raises :class:`RunStopped`, :class:`GitHubError` or (about one delivery) :class:`Refused`.
+    """
+
+    def first_page(self, hook: Hook) -> Page: ...
+
+    def next_page(self, hook: Hook, url: str) -> Page:
+        """The page at ``url``, a next link GitHub gave (never a URL on another host)."""
+        ...
+
+    def redeliver(self, hook: Hook, delivery_id: int) -> None:
+        """``POST …/deliveries/{id}/attempts`` (GitHub answers 202)."""
+        ...
+
+    def delivery(self, hook: Hook, delivery_id: int) -> Mapping[str, Any]:
+        """``GET …/deliveries/{id}``: the attempt with ``request.headers`` and ``request.payload``."""
+        ...
+
+
+class StateUnavailable(Exception):
+    """The state store could not be read or written: nothing is asked of GitHub for that hook."""
+
+
+class StateConflict(StateUnavailable):
+    """Another run saved the hook's state since this one loaded it (two runs at once): this one stops."""
+
+
+class Recovery(Protocol):
+    """Pull recovery: hands one delivery read through GitHub's API to the receiver's pipeline."""
+
+    def recover(self, record: Mapping[str, Any]) -> Status:
+        """``ACCEPTED`` (handed off now) or ``DUPLICATE`` (the receiver, or an earlier run, already did).
+        Raises ``Unrecoverable`` (GitHub kept no usable request), ``InProgress`` or an ``Unavailable``."""
+        ...
+
+
+class StateStore(Protocol):
+    """Where each hook's :class:`~handler.core.redelivery.HookState` is kept between runs (a DynamoDB item)."""
+
+    def load(self, hook: Hook) -> HookState:
+        """The saved state (a fresh one if none). Raises :class:`StateUnavailable`."""
+        ...
+
+    def save(self, hook: Hook, state: HookState) -> None:
+        """Save ``state`` only if nobody saved since it was loaded (``state.version``), then bump
+        ``state.version``. Raises :class:`StateConflict` or :class:`StateUnavailable`."""
+        ...

@@ -218,7 +218,7 @@ class Receiver:
             return Status.ACCEPTED
         budget.check("deduplication")
         # Outside Lambda (uvicorn) the request's budget stands in for the Lambda context.
-        return self._once.once(delivery.delivery_id, work, deadline=context or budget)
+        return self._once.once(delivery.key, work, deadline=context or budget)
 
     def _route(self, delivery: Delivery) -> None:
         if self._router is None:

@@ -21,7 +21,8 @@ from handler.core.secrets import split_secrets
 from handler.core.source import SourceAllowList
 
 if TYPE_CHECKING:
-    from handler.core.redelivery import Hook, Policy
+    from handler.core.hooks import Hook
+    from handler.core.redelivery import Policy
 
 DEFAULT_SERVICE_NAME = "github-webhook"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a synchronous Lambda request cannot be larger anyway
@@ -37,6 +38,8 @@ MIN_TIME_BUDGET_SECONDS = 5
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # GitHub lets a delivery be redelivered for 3 days; remember ids a little longer than that.
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
+# Pages (100 attempts each) one hook's listing may read in one run; the rest is read next run.
+DEFAULT_REDELIVERY_MAX_PAGES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class TelemetrySettings:
 
 @dataclass(frozen=True, slots=True)
 class RedeliverySettings:
-    """The redelivery function's configuration (``handler.redelivery``)."""
+    """The redelivery function's configuration (``handler.redelivery``), and ``webhook redeliver``'s."""
 
     hooks: tuple[Hook, ...] = ()
     api_url: str = DEFAULT_GITHUB_API_URL
@@ -119,38 +122,59 @@ class RedeliverySettings:
     token: str | None = field(default=None, repr=False)
     app_id: str | None = None
     app_private_key_parameter: str | None = None
+    app_private_key_file: str | None = None  # local use: the App's PEM file
     state_table: str | None = None
     policy: Policy = field(default_factory=lambda: _redelivery().Policy())
+    mode: str = "redeliver"  # or "pull" (handler.core.recovery.Mode)
+    max_pages: int = DEFAULT_REDELIVERY_MAX_PAGES
+    # Pull mode: the receiver's pipeline (bus, archive, claim check, deduplication), same variables.
+    pipeline: Settings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedeliverySettings:
         env = os.environ if environ is None else environ
         redelivery = _redelivery()
+        from handler.core.hooks import parse_hooks
+        from handler.core.recovery import Mode
+
         if env.get("GITHUB_TOKEN") and _deployed(env):
             raise ConfigurationError("GITHUB_TOKEN is for local use; set GITHUB_TOKEN_PARAMETER")
         try:
-            hooks = redelivery.parse_hooks(env.get("REDELIVERY_HOOKS", ""))
+            hooks = parse_hooks(env.get("REDELIVERY_HOOKS", ""))
         except ValueError as exc:
             raise ConfigurationError(f"REDELIVERY_HOOKS: {exc}") from None
-        api_url = (env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
+        api_url = (env.get("GITHUB_API_URL", "").strip() or DEFAULT_GITHUB_API_URL).rstrip("/")
         parsed = urlsplit(api_url)
         loopback = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")  # tests, stand-ins
         if not ((parsed.scheme == "https" and parsed.hostname) or loopback):
             raise ConfigurationError("GITHUB_API_URL must be an https:// URL")
+        mode_name = env.get("REDELIVERY_MODE", "").strip().lower() or Mode.REDELIVER.value
+        if mode_name not in {mode.value for mode in Mode}:
+            raise ConfigurationError("REDELIVERY_MODE must be redeliver or pull")
+        pipeline = None
+        if mode_name == Mode.PULL:
+            pipeline = Settings.from_env(env)
+            if not (pipeline.event_bus_name or pipeline.archive_bucket):
+                raise ConfigurationError("REDELIVERY_MODE=pull needs EVENT_BUS_NAME or ARCHIVE_BUCKET to hand off to")
         settings = cls(
             hooks=hooks,
             api_url=api_url,
-            token_parameter=env.get("GITHUB_TOKEN_PARAMETER") or None,
-            token=env.get("GITHUB_TOKEN") or None,
-            app_id=env.get("GITHUB_APP_ID") or None,
-            app_private_key_parameter=env.get("GITHUB_APP_PRIVATE_KEY_PARAMETER") or None,
-            state_table=env.get("REDELIVERY_STATE_TABLE") or None,
+            token_parameter=_name(env, "GITHUB_TOKEN_PARAMETER"),
+            token=env.get("GITHUB_TOKEN", "").strip() or None,
+            app_id=_name(env, "GITHUB_APP_ID"),
+            app_private_key_parameter=_name(env, "GITHUB_APP_PRIVATE_KEY_PARAMETER"),
+            app_private_key_file=_name(env, "GITHUB_APP_PRIVATE_KEY_FILE"),
+            state_table=_name(env, "REDELIVERY_STATE_TABLE"),
             policy=redelivery.Policy(
-                lookback_seconds=_int(env, "REDELIVERY_LOOKBACK_HOURS", 72, minimum=1) * 3600,
-                max_attempts=_int(env, "REDELIVERY_MAX_ATTEMPTS", 3, minimum=1),
+                lookback_seconds=_int(env, "REDELIVERY_LOOKBACK_HOURS", 72, minimum=1, maximum=24 * 366) * 3600,
+                max_attempts=_int(env, "REDELIVERY_MAX_ATTEMPTS", 3, minimum=1, maximum=100),
             ),
+            mode=mode_name,
+            max_pages=_int(env, "REDELIVERY_MAX_PAGES", DEFAULT_REDELIVERY_MAX_PAGES, minimum=1, maximum=10_000),
+            pipeline=pipeline,
         )
-        if any(hook.is_app for hook in hooks) and not (settings.app_id and settings.app_private_key_parameter):
+        has_key = settings.app_private_key_parameter or settings.app_private_key_file
+        if any(hook.is_app for hook in hooks) and not (settings.app_id and has_key):
             raise ConfigurationError("the app hook needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PARAMETER")
         if any(not hook.is_app for hook in hooks) and not (settings.token or settings.token_parameter):
             raise ConfigurationError("repository and organization hooks need GITHUB_TOKEN_PARAMETER")
@@ -169,7 +193,12 @@ def _deployed(env: Mapping[str, str]) -> bool:
     return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _name(env: Mapping[str, str], name: str) -> str | None:
+    """A name or id: surrounding spaces are a typo, not part of it; empty means unset."""
+    return env.get(name, "").strip() or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -179,6 +208,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise ConfigurationError(f"{name} must be an integer") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum}")
     return value
 
 

@@ -1,0 +1,31 @@
+"""The receiver's durable pipeline built from its settings: the hand-off (archive, bus, claim check)
+and deduplication. One place, used by the receiver (``handler.app``) and by pull recovery
+(``handler.redelivery``), so that both hand a delivery off the same way under the same key."""
+
+from __future__ import annotations
+
+from handler.aws.eventbridge import EventBus
+from handler.aws.s3 import S3Archive, S3PayloadStore
+from handler.core.handoff import Handoff
+from handler.core.ports import Once, Telemetry
+from handler.core.settings import Settings
+
+
+def handoff(settings: Settings, telemetry: Telemetry) -> Handoff:
+    # Another target (SQS, a second bus, Step Functions) is one more adapter in this list.
+    targets = [EventBus(settings.event_bus_name)] if settings.event_bus_name else []
+    return Handoff(
+        archive=S3Archive(settings.archive_bucket) if settings.archive_bucket else None,
+        targets=targets,
+        payloads=S3PayloadStore(settings.payload_bucket) if settings.payload_bucket else None,
+        max_entry_bytes=settings.event_max_entry_bytes,
+        telemetry=telemetry,
+    )
+
+
+def deduplicator(settings: Settings) -> Once | None:
+    if not settings.idempotency_table:
+        return None
+    from handler.aws.idempotency import Deduplicator  # Powertools' idempotency: only when configured
+
+    return Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)

@@ -103,6 +103,7 @@ class RunSummary:
     backlog: int = 0  # RedeliveryBacklog
     redelivered: int = 0
     recovered: int = 0  # DeliveriesRecovered
+    requests: int = 0  # to GitHub, in all
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +112,7 @@ class RunSummary:
             "RedeliveryBacklog": self.backlog,
             "DeliveriesRecovered": self.recovered,
             "redelivered": self.redelivered,
+            "requests": self.requests,
             "hooks": self.hooks,
         }
 
@@ -195,6 +197,7 @@ def run(
             summary.checked += 1
         if progress is not None:
             progress(hook.spec, counts)
+    summary.requests = getattr(api, "requests", 0)
     metrics = {name: value for name, value in summary.as_dict().items() if name[0].isupper()}
     telemetry.log("info", "redelivery run", metrics=metrics, mode=mode.value, hooks=len(hooks))
     return summary

@@ -19,7 +19,8 @@ import pytest
 from devkit.aws_resources import connect
 from devkit.emulator import LOCAL
 from handler.aws.telemetry import PowertoolsTelemetry
-from handler.core.redelivery import Hook, MemoryStateStore
+from handler.core.hooks import Hook
+from handler.core.memory_state import MemoryStateStore
 from handler.core.settings import RedeliverySettings, TelemetrySettings
 from handler.redelivery import run
 from tests.conftest import signed
@@ -94,7 +95,7 @@ def test_a_delivery_answered_503_is_redelivered_and_accepted(serve: Serve, githu
     telemetry, store = PowertoolsTelemetry(TelemetrySettings()), MemoryStateStore()
     summary = run(settings, telemetry, time_left=lambda: 60.0, store=store)
 
-    assert summary["redelivered"] == 1
+    assert summary.redelivered == 1
     assert [(r.delivery_id, r.guid) for r in github.redelivered] == [(original.id, guid)]
     assert attempts_of(github.attempts(guid)) == [(503, False), (202, True)]
     deadline = time.monotonic() + 10  # serve's watcher prints what the bus delivered, every half second
@@ -104,5 +105,5 @@ def test_a_delivery_answered_503_is_redelivered_and_accepted(serve: Serve, githu
     assert line.startswith(f"bus <- push {guid} (payload inline; archive deliveries/")
 
     # The next run sees the 202 and leaves the delivery alone.
-    assert run(settings, telemetry, time_left=lambda: 60.0, store=store)["redelivered"] == 0
+    assert run(settings, telemetry, time_left=lambda: 60.0, store=store).redelivered == 0
     assert len(github.redelivered) == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from handler.core.hooks import Hook
 from handler.core.outcomes import ConfigurationError
-from handler.core.redelivery import Hook, Policy
+from handler.core.redelivery import Policy
 from handler.core.settings import DEFAULT_GITHUB_API_URL, RedeliverySettings
 from tests.redelivery.conftest import APP_ID, ORG_HOOK, REPO_HOOK, TOKEN
 
@@ -65,6 +66,10 @@ def test_a_literal_token_is_for_local_runs_and_never_shown() -> None:
         ({**REPO, "REDELIVERY_MAX_ATTEMPTS": "0"}, "REDELIVERY_MAX_ATTEMPTS must be at least 1"),
         ({**REPO, "REDELIVERY_LOOKBACK_HOURS": "three days"}, "REDELIVERY_LOOKBACK_HOURS must be an integer"),
         ({**REPO, "GITHUB_API_URL": "http://api.github.com"}, "GITHUB_API_URL must be an https:// URL"),
+        ({**REPO, "REDELIVERY_MODE": "push"}, "REDELIVERY_MODE must be redeliver or pull"),
+        ({**REPO, "REDELIVERY_MODE": "pull"}, "needs EVENT_BUS_NAME or ARCHIVE_BUCKET"),
+        ({**REPO, "REDELIVERY_MAX_PAGES": "0"}, "REDELIVERY_MAX_PAGES must be at least 1"),
+        ({**REPO, "REDELIVERY_MAX_ATTEMPTS": "99999999999999999999"}, "REDELIVERY_MAX_ATTEMPTS must be at most 100"),
     ],
 )
 def test_a_misconfiguration_is_named(environment: dict[str, str], message: str) -> None:
@@ -84,3 +89,24 @@ def test_plain_http_only_on_loopback(url: str) -> None:
 def test_plain_http_to_a_host_that_only_looks_local_is_refused(url: str) -> None:
     with pytest.raises(ConfigurationError):
         RedeliverySettings.from_env({**REPO, "GITHUB_API_URL": url})
+
+
+def test_pull_mode_reads_the_receivers_pipeline_under_the_same_names() -> None:
+    pipeline = {
+        "EVENT_BUS_NAME": "github-webhooks",
+        "ARCHIVE_BUCKET": " github-webhook-archive ",
+        "IDEMPOTENCY_TABLE": "github-webhook-deliveries",
+    }
+    settings = RedeliverySettings.from_env({**REPO, "REDELIVERY_MODE": " Pull ", **pipeline})
+    assert settings.mode == "pull"
+    assert settings.pipeline is not None
+    assert settings.pipeline.event_bus_name == "github-webhooks"
+    assert settings.pipeline.idempotency_table == "github-webhook-deliveries"
+    assert RedeliverySettings.from_env({**REPO, **pipeline}).pipeline is None  # redeliver mode needs none
+
+
+def test_names_are_trimmed_and_empty_values_are_unset() -> None:
+    settings = RedeliverySettings.from_env(
+        {**REPO, "GITHUB_TOKEN_PARAMETER": " /t ", "REDELIVERY_STATE_TABLE": " ", "REDELIVERY_MODE": ""}
+    )
+    assert (settings.token_parameter, settings.state_table, settings.mode) == ("/t", None, "redeliver")

@@ -2,14 +2,17 @@
 
 Point one service at one of these with ``AWS_ENDPOINT_URL_<SERVICE>``:
 - :class:`BlackHole` accepts connections and never answers;
-- :class:`DelayingProxy` forwards each request to a real (moto) endpoint after a delay;
-- :func:`refused_endpoint` is a loopback port nothing listens on.
+- :class:`DelayingProxy` answers each request from a real (moto) endpoint, a set time after it arrived;
+- :func:`refused_endpoint` is a loopback port nothing listens on;
+- :func:`self_signed_tls` makes https on loopback possible, with a certificate only the test trusts.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +53,9 @@ class BlackHole:
 
 
 class DelayingProxy:
-    """An HTTP proxy in front of ``upstream`` that holds each answer back for ``delay`` seconds."""
+    """An HTTP proxy in front of ``upstream`` that answers each request ``delay`` seconds after it
+    arrived: the upstream's own time is part of the delay, so how slow an answer is does not depend
+    on how fast moto answers on a loaded machine."""
 
     def __init__(self, upstream: str, delay: float) -> None:
         target = urlsplit(upstream)
@@ -60,9 +65,9 @@ class DelayingProxy:
             protocol_version = "HTTP/1.1"  # keep-alive and 100-continue, as botocore expects
 
             def _forward(self) -> None:
+                arrived = time.monotonic()
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
-                time.sleep(pause)
                 upstream_connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 try:
                     headers = {name: value for name, value in self.headers.items() if name.lower() != "expect"}
@@ -71,6 +76,7 @@ class DelayingProxy:
                     content = answer.read()
                 finally:
                     upstream_connection.close()
+                time.sleep(max(0.0, pause - (time.monotonic() - arrived)))
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -105,3 +111,46 @@ def refused_endpoint() -> str:
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def self_signed_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate for 127.0.0.1, and a client context that trusts it
+    (and nothing else). The default context refuses that certificate, as it should."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from cryptography import x509  # imported here: the receiver's timing tests need none of it
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as directory:  # load_cert_chain reads files only
+        chain = Path(directory, "chain.pem")
+        chain.write_bytes(key_pem + certificate_pem)
+        server.load_cert_chain(chain)
+    client = ssl.create_default_context(cadata=certificate_pem.decode())
+    return server, client

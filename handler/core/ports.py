@@ -131,7 +131,7 @@ class Telemetry(Protocol):
 class Page:
     """One page of ``GET …/deliveries`` (newest first): its items, and the URL of the next (older) page."""
 
-    items: list[Mapping[str, Any]]
+    items: list[Any]  # each should be an attempt object; the core skips (and counts) any that is not
     next_url: str | None
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from gidgethub import apps, sansio
 from jwt import PyJWTError
 
-from handler.core.redelivery import Hook
+from handler.core.hooks import Hook
 
 USER_AGENT = "github-webhook-lambda-redelivery"
 # GitHub accepts an App JWT for at most 10 minutes; gidgethub backdates `iat` by 60 s for clock skew.

@@ -93,6 +93,25 @@ class Provisioned:
         pages = self.clients("dynamodb").get_paginator("scan").paginate(TableName=self.names.table)
         return [item for page in pages for item in page["Items"]]
 
+    def record_status(self, delivery_id: str) -> str | None:
+        """The status of ``delivery_id``'s deduplication record (``INPROGRESS``, ``COMPLETED``), or None.
+
+        Its key is a hash of the id, so Powertools finds it, configured as the receiver's
+        Deduplicator is (handler.aws.idempotency).
+        """
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+
+        from handler.aws.idempotency import KEY_PREFIX
+
+        table = DynamoDBPersistenceLayer(table_name=self.names.table, boto3_client=self.clients("dynamodb"))
+        table.configure(IdempotencyConfig(event_key_jmespath="delivery_id"), key_prefix=KEY_PREFIX)
+        try:
+            record = table.get_record({"delivery_id": delivery_id})
+        except IdempotencyItemNotFoundError:
+            return None
+        return record.status if record is not None else None
+
     def empty_bucket(self) -> None:
         """Delete every object in the bucket (archive and claim checks)."""
         s3 = self.clients("s3")

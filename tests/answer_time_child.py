@@ -1,6 +1,6 @@
 """One Lambda invocation in a fresh process (a new container), timed from the handler's call to its
-answer. Run by tests/test_answer_time.py with the receiver's environment: prints READY once
-imported, waits for a line on stdin, then invokes and prints one RESULT line."""
+answer. Run by tests/test_answer_time.py with the receiver's environment and the delivery id as its
+argument: prints READY once imported, waits for a line on stdin, then invokes and prints one RESULT line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def main() -> None:
     from handler.app import handler
 
     body = encode_body(sample_payload("push"))
-    event = http_api_event(body, github_headers("push", body))
+    event = http_api_event(body, github_headers("push", body, delivery_id=sys.argv[1]))
     # Imports done: wait for the others, so that no scenario is timed while others import.
     print("READY", flush=True)
     sys.stdin.readline()

@@ -8,6 +8,7 @@ import functools
 import gc
 import io
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from aws_lambda_powertools import Logger
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
@@ -25,6 +27,8 @@ from devkit.aws_resources import Names, connect, provision
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler import app as app_module
 from handler.aws.ssm import SsmSecrets
+from handler.core.receiver import Receiver
+from handler.core.settings import DEFAULT_SERVICE_NAME
 from tests import fakes
 
 RECEIVER_ENV = (
@@ -69,6 +73,32 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_receiver()
     yield
     reset_receiver()
+
+
+@pytest.fixture(autouse=True)
+def budget_clock(monkeypatch: pytest.MonkeyPatch) -> fakes.Clock:
+    """The clock each request's time budget runs on (handler.app builds the receiver with it). It moves
+    only when a test advances it, so no answer here depends on how fast or how loaded the machine is;
+    the budget on the real clock is measured in fresh processes by tests/test_answer_time.py."""
+    clock = fakes.Clock(1000.0)
+    monkeypatch.setattr(app_module, "Receiver", functools.partial(Receiver, monotonic=clock))
+    return clock
+
+
+class _CurrentStdout:
+    """Standard output as it is at each write (pytest swaps it per test, as capsys does)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stdout, name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def receiver_logs_to_current_stdout() -> None:
+    """Powertools gives a service's logger one handler per process, on the ``sys.stdout`` of the
+    moment it is first built. Built first in a capsys test (``webhook invoke`` in test_cli), that
+    stream is closed after the test and every later log line in the worker fails: which test comes
+    first varies with xdist's scheduling. Built here first, it writes wherever stdout is now."""
+    Logger(service=DEFAULT_SERVICE_NAME, stream=_CurrentStdout())
 
 
 class Logs:

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from devkit.github import DEV_SECRET
 from handler.aws.clients import MAX_ATTEMPTS
@@ -111,6 +111,13 @@ SSM = [
         "secret_unavailable",
         attempts=MAX_ATTEMPTS,
     ),
+    FaultCase(
+        "ssm_connection_refused",
+        on_the_wire("ssm", "GetParameter", EndpointConnectionError),
+        503,
+        "secret_unavailable",
+        attempts=MAX_ATTEMPTS,
+    ),
 ]
 EVENTBRIDGE = [
     # The archive is written before PutEvents, so a failed forward leaves its archive object behind.
@@ -154,6 +161,15 @@ EVENTBRIDGE = [
         archived=1,
         attempts=MAX_ATTEMPTS,
     ),
+    FaultCase(
+        "eventbridge_connection_refused",
+        on_the_wire("events", "PutEvents", EndpointConnectionError),
+        503,
+        "forward_failed",
+        "PutEvents failed (EndpointConnectionError)",
+        archived=1,
+        attempts=MAX_ATTEMPTS,
+    ),
 ]
 DYNAMODB = [
     FaultCase(
@@ -176,6 +192,14 @@ DYNAMODB = [
         503,
         "deduplication_unavailable",
         "ReadTimeoutError",
+        attempts=MAX_ATTEMPTS,
+    ),
+    FaultCase(
+        "dynamodb_connection_refused",
+        on_the_wire("dynamodb", "PutItem", EndpointConnectionError),
+        503,
+        "deduplication_unavailable",
+        "EndpointConnectionError",
         attempts=MAX_ATTEMPTS,
     ),
     # A conditional failure with no record to read back: the table contradicts itself.
@@ -252,6 +276,14 @@ S3 = [
         503,
         "archive_failed",
         "S3 PutObject failed (ConnectTimeoutError)",
+        attempts=MAX_ATTEMPTS,
+    ),
+    FaultCase(
+        "s3_connection_refused",
+        on_the_wire("s3", "PutObject", EndpointConnectionError),
+        503,
+        "archive_failed",
+        "S3 PutObject failed (EndpointConnectionError)",
         attempts=MAX_ATTEMPTS,
     ),
 ]

@@ -48,6 +48,7 @@ from handler.core.redelivery import (
     decide,
     handled,
     intend,
+    redeliveries,
 )
 from handler.core.settings import DEFAULT_REDELIVERY_MAX_PAGES as DEFAULT_MAX_PAGES
 
@@ -339,7 +340,7 @@ class _HookRun:
 
     def _handle(self, guid: str, seen: list[Attempt]) -> None:
         remembered = self.state.guids.get(guid)
-        verdict = decide(seen, remembered, now=self.clock(), policy=self.policy)
+        verdict = decide(seen, remembered, now=self.clock(), policy=self.policy, pull=self.mode is Mode.PULL)
         newest = max(seen, key=lambda a: a.id)
         fields = {"hook": self.hook.spec, "guid": guid, "event": newest.event}
         if verdict is Verdict.SUCCEEDED:
@@ -364,7 +365,7 @@ class _HookRun:
                 "error",
                 "delivery still failing after the last recovery: given up",
                 metrics=["RedeliveryGaveUp"],
-                redeliveries=remembered.asked if remembered else None,
+                redeliveries=redeliveries(seen, remembered),
                 **fields,
             )
         elif verdict is Verdict.TOO_OLD:

@@ -27,6 +27,7 @@ RETRYABLE_CLIENT_ERRORS = frozenset({408, 409, 429})
 # GitHub lists a redelivery as soon as it has made it. An attempt asked for that long ago and still the
 # newest was never redelivered (the request's answer was lost): it may be asked for again (and counts).
 PENDING_SECONDS = 15 * 60
+TOO_LARGE = 413
 
 
 class NotAnAttempt(ValueError):
@@ -152,8 +153,14 @@ def by_guid(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
     return grouped
 
 
-def decide(seen: Iterable[Attempt], remembered: GuidState | None, *, now: float, policy: Policy) -> Verdict:
-    """What to do with one guid, from its attempts just read (the newest of them is its newest)."""
+def decide(
+    seen: Iterable[Attempt], remembered: GuidState | None, *, now: float, policy: Policy, pull: bool = False
+) -> Verdict:
+    """What to do with one guid, from its attempts just read (the newest of them is its newest).
+
+    ``pull``: a 413 is recoverable too. API Gateway and Lambda refuse payloads over 6 MB, which GitHub
+    sends (up to 25 MB): no redelivery can pass, but reading the delivery back through the API can.
+    """
     attempts = list(seen)
     newest = max(attempts, key=lambda a: a.id)
     if any(a.succeeded for a in attempts):
@@ -162,7 +169,7 @@ def decide(seen: Iterable[Attempt], remembered: GuidState | None, *, now: float,
         return Verdict.SETTLED
     if remembered is not None and remembered.last_id >= newest.id and now - remembered.asked_at < PENDING_SECONDS:
         return Verdict.PENDING
-    if not newest.retryable:
+    if not (newest.retryable or (pull and newest.status_code == TOO_LARGE)):
         return Verdict.REFUSED
     if now - first_seen(attempts, remembered) > policy.lookback_seconds:
         return Verdict.TOO_OLD

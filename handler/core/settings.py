@@ -153,7 +153,8 @@ class RedeliverySettings:
             raise ConfigurationError("REDELIVERY_MODE must be redeliver or pull")
         pipeline = None
         if mode_name == Mode.PULL:
-            pipeline = Settings.from_env(env)
+            # The receiver's pipeline settings only: its secret is none of this function's business.
+            pipeline = Settings.from_env({k: v for k, v in env.items() if not k.startswith("WEBHOOK_SECRET")})
             if not (pipeline.event_bus_name or pipeline.archive_bucket):
                 raise ConfigurationError("REDELIVERY_MODE=pull needs EVENT_BUS_NAME or ARCHIVE_BUCKET to hand off to")
         settings = cls(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from devkit.cli import main
@@ -14,6 +16,7 @@ from tests.redelivery.github_standin import Fault, GitHubStandIn
 def laptop(github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> GitHubStandIn:
     monkeypatch.setenv("GITHUB_API_URL", github.url)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    github.clock = time.time  # the command's client reads the real clock: so do the rate-limit resets
     github.deliver(REPO_HOOK, 200, guid="ok-guid", age=600)
     github.deliver(REPO_HOOK, 503, guid="failed-guid", age=500, event="issues", action="opened")
     github.deliver(REPO_HOOK, 401, guid="refused-guid", age=400)

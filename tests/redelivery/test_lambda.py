@@ -21,14 +21,15 @@ from handler.core.outcomes import ConfigurationError
 from handler.core.settings import TelemetrySettings
 from tests.conftest import Logs
 from tests.redelivery.conftest import APP_HOOK, APP_ID, ORG_HOOK, REPO_HOOK, TOKEN, AppKey
-from tests.redelivery.github_standin import Fault, GitHubStandIn, attempts_of
+from tests.redelivery.github_standin import Fault, GitHubStandIn, attempts_of, malformed_items
 
 HOUR = 3600.0
 TABLE = "github-webhook-deliveries"
 TOKEN_PARAMETER = "/github-webhook/redelivery/github-token"
 KEY_PARAMETER = "/github-webhook/redelivery/app-private-key"
 REPO_PATH, ORG_PATH, APP_PATH = "/" + REPO_HOOK, "/" + ORG_HOOK, "/app/hook"
-METRICS = ("DeliveriesChecked", "RedeliveryRequested", "RedeliveryRefused", "RedeliveryGaveUp")
+METRICS = ("DeliveriesChecked", "RedeliveryRequested", "MalformedAttempts")
+RUN_METRICS = ("HooksChecked", "HooksNotChecked", "RedeliveryBacklog", "DeliveriesRecovered")
 SCHEDULED_EVENT = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
@@ -67,9 +68,17 @@ def deployed(aws: None, github: GitHubStandIn, app_key: AppKey, monkeypatch: pyt
     return github
 
 
-def invoke() -> dict[str, Any]:
-    """One scheduled run, as Lambda would start it (a two-minute timeout)."""
-    return redelivery.handler(SCHEDULED_EVENT, LambdaContext("github-webhook-redelivery", timeout_ms=120_000))
+def invoke(timeout_ms: int = 120_000) -> dict[str, Any]:
+    """One scheduled run, as Lambda would start it (the template's two-minute timeout)."""
+    return redelivery.handler(SCHEDULED_EVENT, LambdaContext("github-webhook-redelivery", timeout_ms=timeout_ms))
+
+
+def run_line(logs: Logs) -> dict[str, int]:
+    """The EMF metrics of the run's one "redelivery run" line: what the alarms watch."""
+    [record] = logs.messages("redelivery run")
+    [directive] = record["_aws"]["CloudWatchMetrics"]
+    assert [metric["Name"] for metric in directive["Metrics"]] == list(RUN_METRICS)
+    return {name: record[name] for name in RUN_METRICS}
 
 
 @dataclass
@@ -136,6 +145,7 @@ def hook_checked(logs: Logs) -> dict[str, dict[str, Any]]:
         assert directive["Dimensions"] == [["service"]]
         assert [metric["Name"] for metric in directive["Metrics"]] == list(METRICS)
         found[record["hook"]] = {name: record[name] for name in METRICS} | {"pages": record["pages"]}
+        found[record["hook"]] |= {"refused": record["refused"], "capped": record["capped"]}
     return found
 
 
@@ -178,29 +188,16 @@ def test_a_run_redelivers_exactly_the_retryable_failures_once_then_a_quiet_run_r
         True,
     )
     assert repo["checked"] == 230 - 21  # everything inside the window, nothing older
+    common = {"MalformedAttempts": 0}
     assert hook_checked(logs) == {
-        REPO_HOOK: {
-            "DeliveriesChecked": 209,
-            "RedeliveryRequested": 2,
-            "RedeliveryRefused": 1,
-            "RedeliveryGaveUp": 1,
-            "pages": 3,
-        },
-        ORG_HOOK: {
-            "DeliveriesChecked": 6,
-            "RedeliveryRequested": 1,
-            "RedeliveryRefused": 1,
-            "RedeliveryGaveUp": 0,
-            "pages": 1,
-        },
-        APP_HOOK: {
-            "DeliveriesChecked": 4,
-            "RedeliveryRequested": 1,
-            "RedeliveryRefused": 0,
-            "RedeliveryGaveUp": 0,
-            "pages": 1,
-        },
+        REPO_HOOK: {"DeliveriesChecked": 209, "RedeliveryRequested": 2, "refused": 1, "capped": 1, "pages": 3} | common,
+        ORG_HOOK: {"DeliveriesChecked": 6, "RedeliveryRequested": 1, "refused": 1, "capped": 0, "pages": 1} | common,
+        APP_HOOK: {"DeliveriesChecked": 4, "RedeliveryRequested": 1, "refused": 0, "capped": 0, "pages": 1} | common,
     }
+    # Four asked for, their outcome read next run: the backlog until then.
+    expected = {"HooksChecked": 3, "HooksNotChecked": 0, "RedeliveryBacklog": 4, "DeliveriesRecovered": 0}
+    assert run_line(logs) == expected
+    assert {name: summary[name] for name in RUN_METRICS} == expected
     requested = {(r["hook"], r["guid"], r["status_code"]) for r in logs.messages("redelivery requested")}
     assert requested == {
         (REPO_HOOK, "repo-unavailable", 503),
@@ -208,18 +205,20 @@ def test_a_run_redelivers_exactly_the_retryable_failures_once_then_a_quiet_run_r
         (ORG_HOOK, "org-broken", 502),
         (APP_HOOK, "app-unanswered", 0),
     }
-    refused = logs.messages("delivery refused by the receiver: not redelivered")
+    refused = logs.messages("delivery refused by the receiver: not recovered")
     assert {(r["guid"], r["status_code"], r["level"]) for r in refused} == {
         ("repo-refused", 401, "WARNING"),
         ("org-refused", 400, "WARNING"),
     }
-    [capped] = logs.messages("delivery still failing after the last redelivery: given up")
+    [capped] = logs.messages("delivery still failing after the last recovery: given up")
     assert (capped["guid"], capped["redeliveries"], capped["level"]) == ("repo-capped", 3, "ERROR")
 
     # The second run: the four redeliveries (which succeeded) are all that is new.
     github.reset_counts()
     logs_before = logs.text
+    logs.clear()
     again = invoke()
+    assert run_line(logs)["RedeliveryBacklog"] == 0
     assert again["redelivered"] == 0
     assert len(github.redelivered) == 4
     assert github.requests == {f"{REPO_PATH}/deliveries": 1, f"{ORG_PATH}/deliveries": 1, f"{APP_PATH}/deliveries": 1}
@@ -251,27 +250,165 @@ def test_a_delivery_that_keeps_failing_stops_at_the_cap(deployed: GitHubStandIn,
     assert [a.redelivery for a in github.attempts("always-503")] == [False, True, True, True]
     assert gave_up == [0, 0, 0, 1, 0]
     state = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"id": {"S": f"redelivery#{REPO_HOOK}"}})["Item"]
-    assert state["guids"]["M"]["always-503"]["M"]["redelivered"] == {"N": "3"}
+    assert state["guids"]["M"]["always-503"]["S"].startswith("3:")  # asked for 3 times
 
 
-def test_a_rate_limit_longer_than_the_run_stops_a_hook_cleanly_and_the_next_run_continues(
+def test_a_spent_rate_limit_stops_every_hook_on_that_token_and_the_next_run_continues(
     deployed: GitHubStandIn, logs: Logs
 ) -> None:
+    """GitHub's rule: no request with that credential until the reset. The App's hook has its own."""
     github = deployed
     failed = github.deliver(REPO_HOOK, 503, guid="repo-503", age=HOUR)
     github.deliver(ORG_HOOK, 502, guid="org-502", age=HOUR)
+    github.deliver(APP_HOOK, 0, guid="app-0", age=HOUR)
     github.fail_next(Fault.RATE_LIMIT, path=REPO_PATH, reset_in=HOUR)
     started = time.monotonic()
     summary = invoke()
-    assert time.monotonic() - started < 5  # the reset is an hour ahead: the run did not wait for it
-    assert summary["hooks"][REPO_HOOK]["complete"] is False
-    assert summary["hooks"][REPO_HOOK]["redelivered"] == 0
-    assert summary["hooks"][ORG_HOOK]["redelivered"] == 1  # the other hooks are still checked
-    assert [r.guid for r in github.redelivered] == ["org-502"]
-    summary = invoke()
+    assert time.monotonic() - started < 60  # the reset is an hour ahead: the run did not wait for it
+    assert github.count("GET", f"{ORG_PATH}/deliveries") == 0  # never asked with the spent token
+    assert summary["hooks"][REPO_HOOK]["stopped"] == summary["hooks"][ORG_HOOK]["stopped"] == "rate_limit"
+    assert [r.guid for r in github.redelivered] == ["app-0"]
+    assert run_line(logs)["HooksNotChecked"] == 2
+    logs.clear()
+    summary = invoke()  # the next run (the stand-in's limit was one answer)
     assert summary["hooks"][REPO_HOOK]["complete"] is True
-    assert [r.guid for r in github.redelivered] == ["org-502", "repo-503"]
-    assert github.redelivered[1].delivery_id == failed.id
+    assert sorted(r.guid for r in github.redelivered) == ["app-0", "org-502", "repo-503"]
+    assert next(r for r in github.redelivered if r.guid == "repo-503").delivery_id == failed.id
+    assert run_line(logs)["HooksNotChecked"] == 0
+
+
+def test_a_refused_redelivery_is_logged_once_and_never_asked_again(deployed: GitHubStandIn, logs: Logs) -> None:
+    github = deployed
+    github.deliver(REPO_HOOK, 503, guid="past-three-days", age=HOUR)
+    github.deliver(REPO_HOOK, 503, guid="fine", age=HOUR / 2)
+    github.refuse("past-three-days", 422)
+    summary = invoke()
+    assert summary["hooks"][REPO_HOOK]["github_refused"] == 1
+    assert [r.guid for r in github.redelivered] == ["fine"]  # the hook went on
+    [line] = logs.messages("GitHub refused to recover the delivery: not asked again")
+    assert (line["guid"], line["status"], line["level"]) == ("past-three-days", 422, "WARNING")
+    posts = github.count("POST")
+    logs.clear()
+    github.reset_counts()
+    for _ in range(2):
+        invoke()
+    assert github.count("POST") == 0
+    assert not logs.messages("GitHub refused to recover the delivery: not asked again")
+    assert posts == 2
+
+
+def test_a_backlog_of_many_pages_is_read_over_several_runs_each_delivery_once(
+    deployed: GitHubStandIn, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDELIVERY_MAX_PAGES", "2")
+    github = deployed
+    for n in range(650):  # 7 pages of 100
+        github.deliver(ORG_HOOK, 503 if n % 10 == 0 else 200, guid=f"backlog-{n:04d}", age=10 * HOUR - n)
+    runs = [invoke()["hooks"][ORG_HOOK] for _ in range(5)]
+    assert [r["complete"] for r in runs[:4]] == [False, False, False, True]
+    assert [r["stopped"] for r in runs[:3]] == ["pages"] * 3
+    assert sorted(r.guid for r in github.redelivered) == [f"backlog-{n:04d}" for n in range(0, 650, 10)]
+    assert sum(r["checked"] for r in runs[:4]) == 650
+    assert runs[4]["failed"] == 0  # the 65 redeliveries, all succeeded
+
+
+def test_a_looping_listing_stops_with_a_metric_and_hooks_not_checked(deployed: GitHubStandIn, logs: Logs) -> None:
+    github = deployed
+    for n in range(150):
+        github.deliver(REPO_HOOK, 200, age=HOUR - n)
+    github.loop_next(REPO_HOOK)
+    summary = invoke()
+    assert summary["hooks"][REPO_HOOK]["stopped"] == "loop"
+    assert github.count("GET", f"{REPO_PATH}/deliveries") <= 3
+    assert run_line(logs)["HooksNotChecked"] == 1
+    [line] = [r for r in logs.messages("hook checked") if r["hook"] == REPO_HOOK]
+    assert line["ListingStopped"] == 1
+
+
+def test_a_server_that_drips_its_answer_cannot_keep_the_run_past_the_functions_timeout(
+    deployed: GitHubStandIn, logs: Logs
+) -> None:
+    github = deployed
+    github.deliver(ORG_HOOK, 503, guid="org-503", age=HOUR)
+    github.fail_next(Fault.DRIP, path=REPO_PATH, every=0.5, seconds=120)
+    started = time.monotonic()
+    summary = invoke(timeout_ms=20_000)
+    assert time.monotonic() - started < 20  # returned, not killed by Lambda
+    assert summary["hooks"][REPO_HOOK]["complete"] is False
+    assert run_line(logs)["HooksNotChecked"] >= 1
+
+
+def test_a_missing_state_table_asks_github_for_nothing_and_every_hook_is_not_checked(
+    deployed: GitHubStandIn, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDELIVERY_STATE_TABLE", "no-such-table")
+    deployed.deliver(REPO_HOOK, 503)
+    for _ in range(2):
+        logs.clear()
+        summary = invoke()
+        assert run_line(logs)["HooksNotChecked"] == 3
+    assert deployed.received == []
+    assert "ResourceNotFoundException" in summary["hooks"][REPO_HOOK]["error"]
+
+
+def test_malformed_items_are_skipped_and_counted_and_the_hook_is_checked(deployed: GitHubStandIn, logs: Logs) -> None:
+    github = deployed
+    valid = github.deliver(REPO_HOOK, 503, guid="valid-503", age=HOUR)
+    variants = malformed_items(valid.item())
+    github.inject(REPO_HOOK, *variants.values())
+    summary = invoke()
+    counts = summary["hooks"][REPO_HOOK]
+    # "status_code null" is an attempt nothing answered (0), as GitHub writes it; every other variant is skipped.
+    assert counts["malformed"] == len(variants) - 1
+    assert counts["complete"] is True
+    assert "valid-503" in [r.guid for r in github.redelivered]
+
+
+def test_hooks_named_in_another_case_are_the_same_hooks(
+    deployed: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDELIVERY_HOOKS", f"{REPO_HOOK.replace('octo-org', 'Octo-Org')},{REPO_HOOK},APP")
+    deployed.deliver(REPO_HOOK, 503, guid="repo-503")
+    summary = invoke()
+    assert set(summary["hooks"]) == {REPO_HOOK, APP_HOOK}
+    assert [r.guid for r in deployed.redelivered] == ["repo-503"]
+
+
+def test_pull_recovers_an_oversized_delivery_through_the_claim_check_and_asks_github_for_nothing(
+    deployed: GitHubStandIn, logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Larger than API Gateway and Lambda accept (413): every redelivery would fail; pull reads it back."""
+    resources = provision(connect(), Names(bus="pull-bus", queue="pulled", bucket="pull-archive"))
+    for name, value in {
+        "REDELIVERY_MODE": "pull",
+        "EVENT_BUS_NAME": "pull-bus",
+        "ARCHIVE_BUCKET": "pull-archive",
+        "IDEMPOTENCY_TABLE": TABLE,
+    }.items():
+        monkeypatch.setenv(name, value)
+    payload = {"ref": "refs/heads/main", "commits": [{"message": "x" * 1000, "n": n} for n in range(7000)]}
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "big-delivery", "X-GitHub-Hook-ID": "42"}
+    github = deployed
+    github.deliver(REPO_HOOK, 413, guid="big-delivery", age=HOUR, request_headers=headers, payload=payload)
+    github.deliver(
+        REPO_HOOK,
+        503,
+        guid="small-delivery",
+        age=HOUR / 2,
+        request_headers={**headers, "X-GitHub-Delivery": "small-delivery"},
+        payload={"zen": "x"},
+    )
+    summary = invoke()
+    assert github.count("POST") == 0
+    assert run_line(logs)["DeliveriesRecovered"] == 2
+    events = {event["detail"]["delivery_id"]: event["detail"] for event in resources.forwarded()}
+    assert set(events) == {"big-delivery", "small-delivery"}
+    assert all(detail["recovered"] is True for detail in events.values())
+    assert events["small-delivery"]["payload"] == {"zen": "x"}
+    location = events["big-delivery"]["payload_location"]
+    stored = resources.stored(location["key"], bucket=location["bucket"])["Body"].read()
+    assert json.loads(stored) == payload
+    assert summary["hooks"][REPO_HOOK]["recovered"] == 2
 
 
 def test_a_literal_token_is_refused_when_deployed(

@@ -32,6 +32,9 @@ from handler.github.deliveries import GitHubDeliveries
 # Stop starting requests this long before the function's timeout: the state must still be saved
 # (each save is one bounded DynamoDB call) and the summary logged.
 SAFETY_MARGIN_SECONDS = 10.0
+# Rate limits seen by this container's runs (credential -> until when, why): the next run of a warm
+# container sends nothing with a spent credential before its reset either.
+_BLOCKED: dict[str, tuple[float, str]] = {}
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -66,7 +69,9 @@ def run(
             else MemoryStateStore()
         )
     if api is None:
-        api = GitHubDeliveries(api_url=settings.api_url, credentials=credentials(settings), time_left=time_left)
+        api = GitHubDeliveries(
+            api_url=settings.api_url, credentials=credentials(settings), time_left=time_left, blocked=_BLOCKED
+        )
     mode = Mode(settings.mode)
     recovery = None
     if mode is Mode.PULL:

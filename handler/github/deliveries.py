@@ -61,6 +61,7 @@ class GitHubDeliveries:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         post_interval: float = 1.0,
+        blocked: dict[str, tuple[float, str]] | None = None,
     ) -> None:
         self._api_url = api_url.rstrip("/")
         self._api = urlsplit(self._api_url)
@@ -69,7 +70,9 @@ class GitHubDeliveries:
         self._sleep = sleep
         self._clock = clock  # wall time: x-ratelimit-reset is an epoch
         self._post_interval = post_interval
-        self._blocked: dict[str, tuple[float, str]] = {}  # credential -> (no request before, why)
+        # credential -> (no request before, why). Pass the same dict to the next run's client (a warm
+        # container) so that it, too, sends nothing with a spent credential before the reset.
+        self._blocked: dict[str, tuple[float, str]] = {} if blocked is None else blocked
         self._last_post: dict[str, float] = {}  # credential -> when its last POST was sent
         self.requests = 0
 

@@ -60,6 +60,16 @@ def no_github_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def new_container() -> Iterator[None]:
+    """Each test starts as a new container: no rate limit remembered from another test's runs."""
+    from handler import redelivery
+
+    redelivery._BLOCKED.clear()
+    yield
+    redelivery._BLOCKED.clear()
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()

@@ -499,7 +499,9 @@ def test_redelivery_function_shape(template: dict[str, Any], stack_on: dict[str,
     assert function["Handler"] == "handler.redelivery.handler"
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
-    assert function["MemorySize"] == 256
+    assert function["MemorySize"] == 1024  # everything on: pull mode, which parses deliveries of up to 25 MB
+    memory = template["Resources"][REDELIVERY_FUNCTION]["Properties"]["MemorySize"]
+    assert memory == {"Fn::If": ["IsPullMode", 1024, 256]}
     assert function["TracingConfig"] == {"Mode": "Active"}
     # Runs never overlap; one that cannot start within a minute is dropped, a failed one not retried.
     assert function["ReservedConcurrentExecutions"] == 1

@@ -174,6 +174,9 @@ class RedeliverySettings:
             max_pages=_int(env, "REDELIVERY_MAX_PAGES", DEFAULT_REDELIVERY_MAX_PAGES, minimum=1, maximum=10_000),
             pipeline=pipeline,
         )
+        if hooks and _deployed(env) and not settings.state_table:
+            # Without it every run starts over and no cap holds: a deployed function refuses to run.
+            raise ConfigurationError("REDELIVERY_STATE_TABLE is required: the cap and each hook's progress live there")
         has_key = settings.app_private_key_parameter or settings.app_private_key_file
         if any(hook.is_app for hook in hooks) and not (settings.app_id and has_key):
             raise ConfigurationError("the app hook needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PARAMETER")

@@ -67,6 +67,7 @@ def test_a_literal_token_is_for_local_runs_and_never_shown() -> None:
         ({**REPO, "REDELIVERY_LOOKBACK_HOURS": "three days"}, "REDELIVERY_LOOKBACK_HOURS must be an integer"),
         ({**REPO, "GITHUB_API_URL": "http://api.github.com"}, "GITHUB_API_URL must be an https:// URL"),
         ({**REPO, "REDELIVERY_MODE": "push"}, "REDELIVERY_MODE must be redeliver or pull"),
+        ({**REPO, **DEPLOYED}, "REDELIVERY_STATE_TABLE is required"),
         ({**REPO, "REDELIVERY_MODE": "pull"}, "needs EVENT_BUS_NAME or ARCHIVE_BUCKET"),
         ({**REPO, "REDELIVERY_MAX_PAGES": "0"}, "REDELIVERY_MAX_PAGES must be at least 1"),
         ({**REPO, "REDELIVERY_MAX_ATTEMPTS": "99999999999999999999"}, "REDELIVERY_MAX_ATTEMPTS must be at most 100"),

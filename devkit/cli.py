@@ -299,6 +299,10 @@ def run_redeliver(args: argparse.Namespace) -> int:
     if args.max_attempts < 1:
         raise CliError("--max-attempts must be at least 1", errors.USAGE)
     settings = settings_for(args.hook, app_id=args.app_id, key_file=args.app_key, max_attempts=args.max_attempts)
+    if settings.state_table and args.since:
+        # With the function's state, its listing decides what is covered: a narrower window would mark
+        # older failures as covered and drop what the function remembers of them.
+        raise CliError("--since cannot be used with REDELIVERY_STATE_TABLE (the function's state)", errors.USAGE)
     summary = redeliver(
         settings, since=since_or_window(args.since), dry_run=args.dry_run, progress=not args.no_progress
     )

@@ -178,7 +178,9 @@ def redeliver(settings: RedeliverySettings, *, since: float, dry_run: bool, prog
 
     telemetry = ConsoleTelemetry(progress=progress and not dry_run and sys.stderr.isatty())
     deadline = time.monotonic() + RUN_SECONDS
-    policy = replace(settings.policy, lookback_seconds=max(0.0, time.time() - since))
+    policy = settings.policy
+    if not settings.state_table:  # the shared state's window is the function's: --since never narrows it
+        policy = replace(policy, lookback_seconds=max(0.0, time.time() - since))
     try:
         return run(
             replace(settings, policy=policy),
@@ -192,10 +194,13 @@ def redeliver(settings: RedeliverySettings, *, since: float, dry_run: bool, prog
 
 def outcome(summary: RunSummary, hook: Hook, *, dry_run: bool) -> tuple[str, int]:
     """The summary line and the exit code: 0 done, 1 refused or stopped early, 3 GitHub unreachable."""
-    result = summary.hooks.get(hook.spec, {})
-    if "error" in result:
-        return f"not checked: {result['error']}", REJECTED
+    result = dict(summary.hooks.get(hook.spec, {}))
+    error = result.pop("error", None)
+    if error is not None and "pages" not in result:  # an unexpected failure: its type only
+        return f"not checked: {error}", REJECTED
     counts = HookSummary(**result)
+    if error is not None:
+        return f"not checked: {error}", REJECTED
     verb = "would redeliver" if dry_run else "redelivered"
     line = (
         f"{verb} {counts.redelivered}; checked {counts.checked} attempts in {counts.pages} pages; failed "

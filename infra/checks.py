@@ -66,7 +66,9 @@ def pulls(parameters: Mapping[str, str]) -> bool:
 # DynamoDB actions on the shared table: the deduplication records' (the receiver's, Powertools
 # Idempotency), and the redelivery state items'.
 DEDUP_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-STATE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+# BatchGetItem reads a hook's main item and its shards at once; saves are TransactWriteItems of Puts,
+# which IAM checks as PutItem on each item.
+STATE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem")
 
 
 def _ssm_parameter(parameter: str) -> dict[str, str]:
@@ -114,6 +116,7 @@ def least_privilege(parameters: Mapping[str, str]) -> dict[str, dict[str, list[A
             **({"ssm:GetParameter": secrets} if secrets else {}),
             "dynamodb:GetItem": [table],
             "dynamodb:PutItem": [table],
+            "dynamodb:BatchGetItem": [table],
             **{action: receiver[action] for action in pipeline},
             **kms,
             **logs("RedeliveryLogGroup"),

@@ -1,19 +1,24 @@
-"""Each hook's recovery state in DynamoDB: one item per hook (a :class:`~handler.core.ports.StateStore`).
+"""Each hook's recovery state in DynamoDB (a :class:`~handler.core.ports.StateStore`).
 
-The item (key ``redelivery#<hook>``) holds the newest attempt a finished listing covered, how far an
-unfinished listing got (its cursor and the ids handled), and per failed guid the recoveries asked
-for, the attempt last acted on and when the guid was first seen. Saves are conditional on a
-``version`` attribute, so two runs at once (the function and ``webhook redeliver``) never both act:
-the second one's write-ahead fails and it stops. Entries older than the look-back window are dropped
-on save, at most MAX_GUIDS are kept (about 70 bytes each: far below DynamoDB's 400 KB), and the item
-expires (TTL ``expiration``) a day after the window when no run touches it. The table can be the
-deduplication table: its keys never start with ``redelivery#`` (and the template's IAM condition
-holds the function to those keys).
+One main item per hook (key ``redelivery#<hook>``) holds the newest attempt a finished listing
+covered, when it began, and how far an unfinished listing got (its cursor and the ids handled).
+What runs remember per failed delivery (the recoveries asked for, the attempt last acted on, when it
+was first seen and asked, whether its outcome is awaited) lives in SHARDS items beside it
+(``redelivery#<hook>#<n>``, by a hash of the guid), so that a long outage on a busy hook fits: about
+70 bytes a delivery, at most MAX_PER_SHARD a shard (60 KB, far below DynamoDB's 400 KB an item).
+Nothing still inside the look-back window is ever dropped to make room: a hook whose state is full
+asks GitHub for nothing more (``StateUnavailable``, its ``HooksNotChecked``) rather than forget a cap.
+
+A save writes the main item and the shards that changed in one transaction, each conditional on the
+version it was loaded with, so two runs at once (the function and ``webhook redeliver``) never both
+act: the second one's write-ahead fails and it stops. The table can be the deduplication table: its
+keys never start with ``redelivery#`` (and the template's IAM condition holds the function to those).
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +28,24 @@ from handler.core.ports import StateConflict, StateUnavailable
 from handler.core.redelivery import GuidState, HookState, Scan
 
 KEY_PREFIX = "redelivery#"
-# Past this many guids (a long outage on a busy hook), the oldest are forgotten: a forgotten guid can
-# be recovered once more than the cap, and only if it is listed again (a new failed attempt).
-MAX_GUIDS = 1000
-MAX_DECIDED = 1000
+SHARDS = 16
+MAX_PER_SHARD = 800  # 12,800 deliveries a hook
 SETTLED = {"": None, "r": "refused", "p": "recovered"}
 _SETTLED_CODES = {value: code for code, value in SETTLED.items()}
+# A day past the window with no write: nothing in it can matter any more.
+EXPIRY_SLACK_SECONDS = 86400
+
+
+def main_key(hook: Hook) -> str:
+    return KEY_PREFIX + hook.spec
+
+
+def shard_key(hook: Hook, shard: int) -> str:
+    return f"{KEY_PREFIX}{hook.spec}#{shard}"
+
+
+def shard_of(guid: str) -> int:
+    return zlib.crc32(guid.encode()) % SHARDS
 
 
 class DynamoStateStore:
@@ -36,120 +53,190 @@ class DynamoStateStore:
         self._table = table
         self._lookback = lookback_seconds
         self._clock = clock
+        self._loaded: dict[str, dict[str, dict[str, Any] | None]] = {}  # hook -> key -> the item as loaded
 
     def load(self, hook: Hook) -> HookState:
-        try:
-            answer = client("dynamodb").get_item(
-                TableName=self._table, Key={"id": {"S": KEY_PREFIX + hook.spec}}, ConsistentRead=True
-            )
-        except Exception as exc:  # botocore's errors, OutOfTime: the text may name the table only
-            raise StateUnavailable(f"cannot read the redelivery state ({error_code(exc)})") from None
-        item = answer.get("Item")
-        return decode(item) if item else HookState()
+        keys = [main_key(hook)] + [shard_key(hook, n) for n in range(SHARDS)]
+        items = self._get(keys)
+        self._loaded[hook.spec] = {key: items.get(key) for key in keys}
+        return decode(items.get(keys[0]), [items.get(key) for key in keys[1:]])
 
     def save(self, hook: Hook, state: HookState) -> None:
-        item = encode(hook, state, now=self._clock(), lookback=self._lookback)
-        if state.version:
-            condition: dict[str, Any] = {
-                "ConditionExpression": "version = :loaded",
-                "ExpressionAttributeValues": {":loaded": {"N": str(state.version)}},
-            }
-        else:  # never saved by this format: no item, one of an earlier release, or a corrupt version
-            condition = {
-                "ConditionExpression": "attribute_not_exists(version) OR NOT attribute_type(version, :number)",
-                "ExpressionAttributeValues": {":number": {"S": "N"}},
-            }
+        loaded = self._loaded.setdefault(hook.spec, {})
+        main, shards = encode(hook, state, now=self._clock(), lookback=self._lookback)
+        empty = {"M": {}}
+        changed = {
+            key: item for key, item in shards.items() if item["guids"] != (loaded.get(key) or {}).get("guids", empty)
+        }
+        puts = {main_key(hook): main, **changed}  # the main item always: its version is the lock
+        for key, item in puts.items():
+            item["version"] = {"N": str(_version(loaded.get(key)) + 1)}
         try:
-            client("dynamodb").put_item(TableName=self._table, Item=item, **condition)
-        except Exception as exc:
+            client("dynamodb").transact_write_items(
+                TransactItems=[{"Put": self._conditional(item, loaded.get(key))} for key, item in puts.items()]
+            )
+        except Exception as exc:  # botocore's errors, OutOfTime: the text may name the table only
             code = error_code(exc)
-            if code == "ConditionalCheckFailedException":
+            reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
+            if code == "TransactionCanceledException" and any(
+                r.get("Code") == "ConditionalCheckFailed" for r in reasons
+            ):
                 raise StateConflict(f"another run saved the state of {hook.spec} first") from None
             raise StateUnavailable(f"cannot save the redelivery state ({code})") from None
+        loaded.update(puts)
         state.version += 1
         state.repaired = []
 
+    def _conditional(self, item: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str, Any]:
+        """A put that succeeds only over the item exactly as this run loaded it."""
+        put: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if loaded is None:
+            put["ConditionExpression"] = "attribute_not_exists(id)"
+        elif "version" not in loaded:  # an earlier release's item
+            put["ConditionExpression"] = "attribute_not_exists(version)"
+        else:  # whatever it holds, corrupt or not: compared as loaded
+            put["ConditionExpression"] = "version = :loaded"
+            put["ExpressionAttributeValues"] = {":loaded": loaded["version"]}
+        return put
 
-def encode(hook: Hook, state: HookState, *, now: float, lookback: float) -> dict[str, Any]:
-    """The item for ``state``, pruned to the window and MAX_GUIDS, with the next version."""
-    recent = sorted(state.guids.items(), key=lambda kv: kv[1].first_seen, reverse=True)
-    guids = {
-        guid: {"S": _guid_value(entry)} for guid, entry in recent[:MAX_GUIDS] if now - entry.first_seen <= lookback
+    def _get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        request = {self._table: {"Keys": [{"id": {"S": key}} for key in keys], "ConsistentRead": True}}
+        try:
+            for _ in range(3):
+                answer = client("dynamodb").batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    found[item["id"]["S"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    return found
+        except Exception as exc:
+            raise StateUnavailable(f"cannot read the redelivery state ({error_code(exc)})") from None
+        raise StateUnavailable("cannot read the redelivery state (keys left unprocessed)")
+
+
+def _version(item: dict[str, Any] | None) -> int:
+    try:
+        return max(0, int((item or {})["version"]["N"]))
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def encode(hook: Hook, state: HookState, *, now: float, lookback: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The main item and every shard item for ``state`` (without versions), pruned to the window.
+
+    Raises :class:`StateUnavailable` when a shard would hold more than MAX_PER_SHARD deliveries.
+    """
+    expiration = {"N": str(int(now + lookback + EXPIRY_SLACK_SECONDS))}
+    state.guids = {guid: e for guid, e in state.guids.items() if now - e.first_seen <= lookback}
+    decided = state.scan.decided if state.scan is not None else set()
+    values: list[dict[str, Any]] = [{} for _ in range(SHARDS)]
+    for guid, entry in state.guids.items():
+        values[shard_of(guid)][guid] = {"S": _guid_value(entry, decided=guid in decided)}
+    for guid in decided - state.guids.keys():
+        values[shard_of(guid)][guid] = {"S": "0:0:0:0::d"}
+    for shard, entries in enumerate(values):
+        if len(entries) > MAX_PER_SHARD:
+            raise StateUnavailable(
+                f"the state of {hook.spec} is full ({len(entries)} deliveries in shard {shard}): nothing more is asked"
+            )
+    shards = {
+        shard_key(hook, n): {"id": {"S": shard_key(hook, n)}, "guids": {"M": entries}, "expiration": expiration}
+        for n, entries in enumerate(values)
     }
-    state.guids = {guid: entry for guid, entry in state.guids.items() if guid in guids}
-    item: dict[str, Any] = {
-        "id": {"S": KEY_PREFIX + hook.spec},
-        "version": {"N": str(state.version + 1)},
-        "guids": {"M": guids},
+    main: dict[str, Any] = {
+        "id": {"S": main_key(hook)},
         "updated_at": {"N": str(int(now))},
-        "expiration": {"N": str(int(now + lookback + 86400))},
+        "listed_at": {"N": f"{state.listed_at:.0f}"},
+        "expiration": expiration,
     }
     if state.newest_id is not None:
-        item["newest_id"] = {"N": str(state.newest_id)}
+        main["newest_id"] = {"N": str(state.newest_id)}
     if state.scan is not None:
-        scan: dict[str, Any] = {"top": {"N": str(state.scan.top)}, "below": {"N": str(state.scan.below)}}
+        scan: dict[str, Any] = {
+            "top": {"N": str(state.scan.top)},
+            "below": {"N": str(state.scan.below)},
+            "started_at": {"N": f"{state.scan.started_at:.0f}"},
+        }
         if state.scan.next_url:
             scan["next_url"] = {"S": state.scan.next_url}
-        decided = sorted(state.scan.decided)[:MAX_DECIDED]
-        if decided:
-            scan["decided"] = {"S": ",".join(decided)}
-        item["scan"] = {"M": scan}
-    return item
+        main["scan"] = {"M": scan}
+    return main, shards
 
 
-def decode(item: dict[str, Any]) -> HookState:
-    """The state an item holds. A corrupt part is reset (and named in ``repaired``), never fatal:
+def decode(main: dict[str, Any] | None, shards: list[dict[str, Any] | None]) -> HookState:
+    """The state the items hold. A corrupt part is reset (and named in ``repaired``), never fatal:
     a hook must not be blocked for good by one bad value."""
     state = HookState()
+    main = main or {}
+    if "version" in main:
+        try:
+            state.version = int(main["version"]["N"])
+        except (KeyError, TypeError, ValueError):
+            state.repaired.append("version")  # saved over as loaded: see DynamoStateStore._conditional
     try:
-        state.version = int(item["version"]["N"]) if "version" in item else 0
-    except (KeyError, TypeError, ValueError):
-        state.repaired.append("version")  # not a number: saved as version 0 is (see save's condition)
-    try:
-        state.newest_id = int(item["newest_id"]["N"]) if "newest_id" in item else None
+        state.newest_id = int(main["newest_id"]["N"]) if "newest_id" in main else None
     except (KeyError, TypeError, ValueError):
         state.repaired.append("newest_id")
     try:
-        raw = item.get("scan")
+        state.listed_at = float(main["listed_at"]["N"]) if "listed_at" in main else 0.0
+    except (KeyError, TypeError, ValueError):
+        state.repaired.append("listed_at")
+    try:
+        raw = main.get("scan")
         if raw is not None:
             fields = raw["M"]
-            decided = fields.get("decided", {}).get("S", "")
             state.scan = Scan(
                 top=int(fields["top"]["N"]),
                 below=int(fields["below"]["N"]),
                 next_url=fields["next_url"]["S"] if "next_url" in fields else None,
-                decided={guid for guid in decided.split(",") if guid},
+                started_at=float(fields.get("started_at", {}).get("N", "0")),
             )
     except (KeyError, TypeError, ValueError, AttributeError):
         state.repaired.append("scan")
         state.scan = None
-    guids = item.get("guids", {}).get("M", {}) if isinstance(item.get("guids"), dict) else {}
-    for guid, value in guids.items() if isinstance(guids, dict) else ():
-        try:
-            state.guids[guid] = _guid_state(value)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            state.repaired.append(f"guid {guid[:40]}")
+    # Entries of an earlier release sit in the main item; this release's in the shards.
+    for item in [main, *shards]:
+        guids = (item or {}).get("guids", {})
+        entries = guids.get("M", {}) if isinstance(guids, dict) else {}
+        for guid, value in entries.items() if isinstance(entries, dict) else ():
+            try:
+                entry, decided = _guid_state(value)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                state.repaired.append(f"guid {guid[:40]}")
+                continue
+            if decided and state.scan is not None:
+                state.scan.decided.add(guid)
+            if entry is not None:
+                state.guids[guid] = entry
     return state
 
 
-def _guid_value(entry: GuidState) -> str:
-    """One guid's entry as a short string (a map of maps would take three times the bytes)."""
+def _guid_value(entry: GuidState, *, decided: bool) -> str:
+    """One delivery's entry as a short string (a map of maps would take three times the bytes)."""
+    flags = ("a" if entry.awaiting else "") + ("d" if decided else "")
     settled = _SETTLED_CODES[entry.settled]
-    return f"{entry.asked}:{entry.last_id}:{entry.first_seen:.0f}:{entry.asked_at:.0f}:{settled}"
+    return f"{entry.asked}:{entry.last_id}:{entry.first_seen:.0f}:{entry.asked_at:.0f}:{settled}:{flags}"
 
 
-def _guid_state(value: dict[str, Any]) -> GuidState:
+def _guid_state(value: dict[str, Any]) -> tuple[GuidState | None, bool]:
+    """An entry and whether the unfinished listing decided it; (None, True) for a decided-only guid."""
     if "M" in value:  # an earlier release's entry: {redelivered, first_seen}
         fields = value["M"]
-        return GuidState(asked=int(fields["redelivered"]["N"]), first_seen=float(fields["first_seen"]["N"]))
-    asked, last_id, first_seen, asked_at, settled = value["S"].split(":")
+        return GuidState(asked=int(fields["redelivered"]["N"]), first_seen=float(fields["first_seen"]["N"])), False
+    asked, last_id, first_seen, asked_at, settled, flags = value["S"].split(":")
+    if not set(flags) <= {"a", "d"}:
+        raise ValueError("unknown flag")
     entry = GuidState(
         asked=int(asked),
         last_id=int(last_id),
         first_seen=float(first_seen),
         settled=SETTLED[settled],
         asked_at=float(asked_at),
+        awaiting="a" in flags,
     )
     if entry.asked < 0 or entry.last_id < 0:
         raise ValueError("negative")
-    return entry
+    if entry.asked == 0 and entry.last_id == 0 and entry.settled is None:
+        return None, "d" in flags
+    return entry, "d" in flags

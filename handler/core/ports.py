@@ -193,6 +193,10 @@ class StateConflict(StateUnavailable):
 class Recovery(Protocol):
     """Pull recovery: hands one delivery read through GitHub's API to the receiver's pipeline."""
 
+    def room(self) -> None:
+        """Raises :class:`RunStopped` when a whole hand-off would not fit in the run's time left."""
+        ...
+
     def recover(self, record: Mapping[str, Any]) -> Status:
         """``ACCEPTED`` (handed off now) or ``DUPLICATE`` (the receiver, or an earlier run, already did).
         Raises ``Unrecoverable`` (GitHub kept no usable request), ``InProgress`` or an ``Unavailable``."""

@@ -20,11 +20,13 @@ from handler.core.budget import Budget
 from handler.core.delivery import JSON, Delivery, parse_delivery
 from handler.core.handoff import Handoff
 from handler.core.outcomes import Rejected
-from handler.core.ports import Once, Status
+from handler.core.ports import Once, RunStopped, Status
 from handler.core.recovery import Unrecoverable
 
 # One hand-off's time: the archive, a claim check and the bus, each a few seconds at worst.
 HANDOFF_SECONDS = 30.0
+# What a hand-off needs at least (the archive's and the bus's calls, and the record's) to be started.
+MIN_HANDOFF_SECONDS = 15.0
 
 
 def request_of(record: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
@@ -72,6 +74,10 @@ class PullRecovery:
         self._time_left = time_left
         self._clock = clock
         self._monotonic = monotonic
+
+    def room(self) -> None:
+        if self._time_left() < MIN_HANDOFF_SECONDS:
+            raise RunStopped("no time left for another hand-off", reason="time")
 
     def recover(self, record: Mapping[str, Any]) -> Status:
         delivery, headers = delivery_of(record)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from handler.core.hooks import Hook
-from handler.core.outcomes import InProgress, Unavailable
+from handler.core.outcomes import InProgress, OutOfTime, Rejected, Unavailable
 from handler.core.ports import (
     DeliveriesApi,
     GitHubError,
@@ -49,6 +49,7 @@ from handler.core.redelivery import (
     handled,
     intend,
     redeliveries,
+    stale,
 )
 from handler.core.settings import DEFAULT_REDELIVERY_MAX_PAGES as DEFAULT_MAX_PAGES
 
@@ -177,18 +178,14 @@ def run(
                 max_pages=max_pages,
                 dry_run=dry_run,
             )
-        except (GitHubError, PermissionError, StateUnavailable) as exc:  # messages of ours: safe to show
-            why = "state" if isinstance(exc, StateUnavailable) else "github"
-            telemetry.log("error", "hook not checked", hook=hook.spec, why=why, detail=str(exc)[:300])
-            summary.hooks[hook.spec] = {"error": str(exc)[:300]}
-            summary.not_checked += 1
-            continue
         except Exception as exc:  # anything else (a library): its type only, never its text
             telemetry.unexpected(exc, "hook not checked")
             summary.hooks[hook.spec] = {"error": type(exc).__name__}
             summary.not_checked += 1
             continue
         summary.hooks[hook.spec] = asdict(counts)
+        if counts.stopped in ("github", "state"):
+            summary.hooks[hook.spec]["error"] = counts.detail
         summary.redelivered += counts.redelivered
         summary.recovered += counts.recovered
         summary.backlog += counts.backlog
@@ -219,20 +216,18 @@ def run_hook(
 ) -> HookSummary:
     """One hook's run: continue (or start) its listing, recover what failed, save as it goes.
 
-    Raises :class:`GitHubError` (the hook cannot be listed: credentials, no such hook) or
-    :class:`StateUnavailable` (its state cannot be read or written), after saving what it could.
+    It never raises for GitHub or the state: ``stopped`` says why the hook stopped (``github``: the
+    credential or the hook refused; ``state``: it cannot be read or written), with what was done.
     """
     if mode is Mode.PULL and recovery is None:
         raise ValueError("pull mode needs a recovery pipeline")
-    state = store.load(hook)
-    return _HookRun(hook, state, api, store, policy, telemetry, mode, recovery, clock, max_pages, dry_run).run()
+    return _HookRun(hook, api, store, policy, telemetry, mode, recovery, clock, max_pages, dry_run).run()
 
 
 class _HookRun:
     def __init__(
         self,
         hook: Hook,
-        state: HookState,
         api: DeliveriesApi,
         store: StateStore,
         policy: Policy,
@@ -243,30 +238,40 @@ class _HookRun:
         max_pages: int,
         dry_run: bool,
     ) -> None:
-        self.hook, self.state, self.api, self.store, self.policy = hook, state, api, store, policy
+        self.hook, self.api, self.store, self.policy = hook, api, store, policy
         self.telemetry, self.mode, self.recovery, self.clock = telemetry, mode, recovery, clock
         self.max_pages, self.dry_run = max_pages, dry_run
+        self.state = HookState()
         self.summary = HookSummary()
-        self.changed = bool(state.repaired)
+        self.changed = False
 
     def run(self) -> HookSummary:
-        for part in self.state.repaired:
-            self.telemetry.log(
-                "warning", "redelivery state was corrupt: reset", metrics=["StateReset"], hook=self.hook.spec, part=part
-            )
+        """Never raises for GitHub or the state: the summary says why the hook stopped, with its counts."""
         try:
-            self._list()
+            self.state = self.store.load(self.hook)
+            self.changed = bool(self.state.repaired)
+            for part in self.state.repaired:
+                self.telemetry.log(
+                    "warning",
+                    "redelivery state was corrupt: reset",
+                    metrics=["StateReset"],
+                    hook=self.hook.spec,
+                    part=part,
+                )
+            try:
+                self._list()
+            finally:
+                self._save()  # what was done before a stop must count (the cap), whatever stopped it
         except RunStopped as exc:
             self.summary.stop(exc.reason, str(exc))
         except (ListingLoops, ListingTooLong) as exc:
-            reason = "loop" if isinstance(exc, ListingLoops) else "pages"
-            self.summary.stop(reason, str(exc))
+            self.summary.stop("loop" if isinstance(exc, ListingLoops) else "pages", str(exc))
         except _PipelineFailed as exc:
             self.summary.stop("pipeline", str(exc))
-        except GitHubError:
-            self._save()  # what was done before the refusal must count (the cap)
-            raise
-        self._save()
+        except StateUnavailable as exc:
+            self.summary.stop("state", str(exc))
+        except (GitHubError, PermissionError) as exc:  # messages of ours: safe to show
+            self.summary.stop("github", str(exc))
         self._log()
         return self.summary
 
@@ -275,21 +280,23 @@ class _HookRun:
     def _list(self) -> None:
         scan = self.state.scan
         first = None
+        started = self.clock()
         if scan is not None and scan.next_url:
             try:
                 first = self.api.next_page(self.hook, scan.next_url)
-            except Refused:  # GitHub no longer accepts the cursor: read from the newest, skipping what was handled
-                self.telemetry.log(
-                    "warning", "saved cursor refused: listing again from the newest", hook=self.hook.spec
-                )
+            except GitHubError as exc:  # the cursor expired, or GITHUB_API_URL changed: list from the newest
+                message = "saved cursor refused: listing again from the newest, skipping what was handled"
+                self.telemetry.log("warning", message, hook=self.hook.spec, detail=str(exc)[:200])
                 scan.next_url = None
+                self.changed = True
         for page in pages(self.api, self.hook, first=first, max_pages=self.max_pages):
             self.summary.pages += 1
-            if self._page(page):
+            if self._page(page, started):
                 break
-        self._finish()
+        self._finish(started)
+        self._ask_again()
 
-    def _page(self, page: Page) -> bool:
+    def _page(self, page: Page, started: float) -> bool:
         """Act on one page; True when the listing reached what was covered before (or the window)."""
         attempts = []
         for item in page.items:
@@ -310,13 +317,14 @@ class _HookRun:
             if not fresh:
                 return end or page.next_url is None  # nothing new since the last finished listing
             top = max(a.id for a in fresh)
-            scan = self.state.scan = Scan(top=top, below=top + 1, next_url=None)
+            scan = self.state.scan = Scan(top=top, below=top + 1, next_url=None, started_at=started)
         todo = [a for a in fresh if a.id <= scan.top and not handled(a, self.state)]
         self.summary.checked += len(todo)
         for guid, seen in by_guid(todo).items():
             if guid in scan.decided:  # decided from a newer attempt earlier in this listing
                 if any(not a.redelivery for a in seen):
                     scan.decided.discard(guid)  # its original: nothing older follows
+                    self.changed = True
                 continue
             self._handle(guid, seen)
             if all(a.redelivery for a in seen):
@@ -328,20 +336,46 @@ class _HookRun:
         self._save()
         return end
 
-    def _finish(self) -> None:
-        """The listing reached its end: everything up to its newest attempt is covered."""
+    def _finish(self, started: float) -> None:
+        """The listing reached its end: everything up to its newest attempt is covered, and every
+        attempt made before it began has been seen (what an asked-for recovery is checked against)."""
         scan = self.state.scan
         if scan is not None:
             self.state.newest_id = max(scan.top, self.state.newest_id or 0)
+            self.state.listed_at = max(self.state.listed_at, scan.started_at or started)
             self.state.scan = None
             self.changed = True
+        elif any(entry.awaiting for entry in self.state.guids.values()):
+            self.state.listed_at = started  # a quiet listing proves no outcome appeared either
+            self.changed = True
+
+    def _ask_again(self) -> None:
+        """Recoveries asked for whose outcome a later listing does not show were lost: ask again."""
+        for guid, entry in list(self.state.guids.items()):
+            if not stale(entry, self.state):
+                continue
+            lost = Attempt(entry.last_id, guid, entry.first_seen, True, 0, None, None)
+            self.telemetry.log(
+                "warning", "a recovery asked for was never made: asking again", hook=self.hook.spec, guid=guid
+            )
+            entry.awaiting = False
+            self.changed = True
+            self._handle(guid, [lost], again=True)
 
     # One failed delivery -------------------------------------------------------------------------
 
-    def _handle(self, guid: str, seen: list[Attempt]) -> None:
+    def _handle(self, guid: str, seen: list[Attempt], *, again: bool = False) -> None:
         remembered = self.state.guids.get(guid)
-        verdict = decide(seen, remembered, now=self.clock(), policy=self.policy, pull=self.mode is Mode.PULL)
         newest = max(seen, key=lambda a: a.id)
+        if remembered is not None and remembered.awaiting and newest.id > remembered.last_id:
+            remembered.awaiting = False  # its outcome is listed: judged below like any attempt
+            self.changed = True
+        if again and remembered is not None:  # a lost request: the same attempt again, its earlier ask counted
+            verdict = Verdict.CAPPED if remembered.asked >= self.policy.max_attempts else Verdict.REDELIVER
+            if self.clock() - remembered.first_seen > self.policy.lookback_seconds:
+                verdict = Verdict.TOO_OLD
+        else:
+            verdict = decide(seen, remembered, now=self.clock(), policy=self.policy, pull=self.mode is Mode.PULL)
         fields = {"hook": self.hook.spec, "guid": guid, "event": newest.event}
         if verdict is Verdict.SUCCEEDED:
             if remembered is not None:  # recovered: nothing left to remember
@@ -380,10 +414,14 @@ class _HookRun:
             self.summary.redelivered += 1
             self.telemetry.log("info", "would recover", status_code=newest.status_code, **fields)
             return
+        self.summary.backlog += 1  # until it is settled below
+        if self.mode is Mode.PULL:
+            assert self.recovery is not None
+            self.recovery.room()  # a hand-off that would not fit in the run is not started (RunStopped)
         before = self.state.guids.get(guid)
+        before = replace(before) if before is not None else None
         entry = intend(self.state, guid, seen, now=self.clock())
         self.changed = True
-        self.summary.backlog += 1  # until it is settled below
         self._save()  # the write-ahead: if it fails, nothing is asked (StateUnavailable goes up)
         try:
             if self.mode is Mode.PULL:
@@ -392,12 +430,13 @@ class _HookRun:
                 self._redeliver(newest, fields)
         except (RunStopped, _PipelineFailed) as exc:
             # Known not done (nothing was sent, or the hand-off failed): forget the intent, so the next
-            # run asks again. A request whose answer was lost (network) keeps it: it may have been made.
+            # run asks again. A request that may have been made (its answer was lost) keeps it: a later
+            # listing shows its outcome, or that it was never made (then it is asked again, and counts).
             if not (isinstance(exc, RunStopped) and exc.reason == "network"):
                 self._forget(guid, before)
-            raise
+            raise  # still in the backlog: found, not settled
         except Refused as exc:
-            entry.settled = "refused"
+            entry.settled, entry.awaiting = "refused", False
             self.summary.backlog -= 1
             self.summary.github_refused += 1
             self.telemetry.log(
@@ -425,10 +464,26 @@ class _HookRun:
             self._redeliver(newest, fields)
             return
         except InProgress:
-            return  # the receiver is handling a redelivery of it right now: still pending
+            return  # the receiver holds it right now: still awaited, checked again after a later listing
+        except OutOfTime as exc:
+            raise RunStopped(f"no time left for a hand-off ({exc.detail or exc.code})", reason="time") from None
         except Unavailable as exc:  # the pipeline itself failed: the next deliveries would fail too
             raise _PipelineFailed(f"{exc.code}: {exc.detail or exc.message}"[:200]) from None
-        entry.settled = "recovered"
+        except Rejected as exc:  # the receiver would refuse it too (nested too deeply, say): never retried
+            entry.settled, entry.awaiting = "refused", False
+            self.changed = True
+            self.summary.backlog -= 1
+            self.summary.refused += 1
+            self.telemetry.log(
+                "warning",
+                "delivery refused by the receiver: not recovered",
+                metrics=["RedeliveryRefused"],
+                refused_by="receiver",
+                error=exc.code,
+                **fields,
+            )
+            return
+        entry.settled, entry.awaiting = "recovered", False
         self.changed = True
         self.summary.backlog -= 1
         if status is Status.DUPLICATE:
@@ -464,15 +519,13 @@ class _HookRun:
             metrics["ListingStopped"] = 1
         self.telemetry.log("info", "hook checked", metrics=metrics, hook=self.hook.spec, **asdict(counts))
         if counts.malformed:
-            self.telemetry.log(
-                "warning",
-                "GitHub listed items that are not attempts: skipped",
-                hook=self.hook.spec,
-                count=counts.malformed,
-            )
+            message = "GitHub listed items that are not attempts: skipped"
+            self.telemetry.log("warning", message, hook=self.hook.spec, count=counts.malformed)
         if not counts.complete:
             level = "error" if counts.needs_attention else "info"
             message = "hook not finished" if counts.needs_attention else "hook listing continues next run"
+            if counts.stopped in ("github", "state"):
+                message = "hook not checked"  # its credential, the hook itself, or its state
             self.telemetry.log(level, message, hook=self.hook.spec, why=counts.stopped, detail=counts.detail)
 
 

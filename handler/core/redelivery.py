@@ -24,9 +24,9 @@ from typing import Any
 # flight (it may have failed since), and no answer at all (a timeout or a connection failure: 0).
 # Any other 4xx means the receiver refused the delivery: redelivering it would be refused again.
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 409, 429})
-# GitHub lists a redelivery as soon as it has made it. An attempt asked for that long ago and still the
-# newest was never redelivered (the request's answer was lost): it may be asked for again (and counts).
-PENDING_SECONDS = 15 * 60
+# GitHub lists a redelivery as soon as it has made it. A listing that began this long after a request
+# and shows no newer attempt of the guid means the request was lost: it is asked for again (and counts).
+LISTED_GRACE_SECONDS = 60.0
 TOO_LARGE = 413
 
 
@@ -40,7 +40,7 @@ class Verdict(StrEnum):
     REFUSED = "refused"  # the receiver answered 4xx: counted and logged, never retried
     CAPPED = "capped"  # failed, but recovered as often as allowed: given up
     TOO_OLD = "too_old"  # failed, outside the look-back window
-    PENDING = "pending"  # a run already asked for this very attempt; GitHub has not listed the outcome yet
+    PENDING = "pending"  # a run already acted on this very attempt: its outcome is not listed yet
     SETTLED = "settled"  # GitHub refused its redelivery, or it was recovered through the API: nothing more to do
 
 
@@ -110,6 +110,7 @@ class GuidState:
     first_seen: float = 0.0  # delivered_at of its oldest attempt seen (the look-back window)
     settled: str | None = None  # "refused" (GitHub refused to redeliver it) or "recovered" (pull)
     asked_at: float = 0.0  # when the last recovery was asked for
+    awaiting: bool = False  # asked for, and no newer attempt (its outcome) listed yet
 
 
 @dataclass(slots=True)
@@ -120,6 +121,7 @@ class Scan:
     top: int  # the newest attempt of this listing: covered once the listing ends
     below: int  # the oldest attempt handled so far
     next_url: str | None
+    started_at: float = 0.0  # when its first page was read: every attempt made before then is in it
     # Guids decided from a redelivery attempt: their older attempts, further down, are skipped.
     decided: set[str] = field(default_factory=set)
 
@@ -129,6 +131,7 @@ class HookState:
     """What a run remembers for the next. ``version`` makes saves conditional (two runs at once)."""
 
     newest_id: int | None = None  # every attempt up to this id was handled by a finished listing
+    listed_at: float = 0.0  # when the last finished listing began: it shows every attempt made before
     scan: Scan | None = None
     guids: dict[str, GuidState] = field(default_factory=dict)
     version: int = 0  # 0: never saved
@@ -167,8 +170,8 @@ def decide(
         return Verdict.SUCCEEDED
     if remembered is not None and remembered.settled:
         return Verdict.SETTLED
-    if remembered is not None and remembered.last_id >= newest.id and now - remembered.asked_at < PENDING_SECONDS:
-        return Verdict.PENDING
+    if remembered is not None and remembered.last_id >= newest.id:
+        return Verdict.PENDING  # whatever its age: re-asking is decided from the state (stale), not here
     if not (newest.retryable or (pull and newest.status_code == TOO_LARGE)):
         return Verdict.REFUSED
     if now - first_seen(attempts, remembered) > policy.lookback_seconds:
@@ -198,6 +201,14 @@ def intend(state: HookState, guid: str, attempts: Iterable[Attempt], *, now: flo
     newest = max(seen, key=lambda a: a.id)
     remembered = state.guids.get(guid)
     asked = redeliveries(seen, remembered) + 1
-    entry = GuidState(asked=asked, last_id=newest.id, first_seen=first_seen(seen, remembered), asked_at=now)
+    entry = GuidState(
+        asked=asked, last_id=newest.id, first_seen=first_seen(seen, remembered), asked_at=now, awaiting=True
+    )
     state.guids[guid] = entry
     return entry
+
+
+def stale(entry: GuidState, state: HookState) -> bool:
+    """Asked for, but a finished listing that began well after the request shows no outcome: the
+    request was lost (its answer timed out, the run was killed before it was sent)."""
+    return entry.awaiting and not entry.settled and state.listed_at > entry.asked_at + LISTED_GRACE_SECONDS

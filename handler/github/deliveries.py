@@ -164,6 +164,10 @@ class GitHubDeliveries:
                     wait, why = limit
                     self._block(credential, self._clock() + wait, why)
                     continue  # the next attempt waits for the credential's turn
+            if method == "POST":
+                # GitHub may have acted on it (a redelivery made, the answer lost): never sent twice here.
+                # The caller keeps its intent; a later listing shows the outcome, or that it was never made.
+                raise RunStopped(f"{method} {_path(url)} failed ({why}): it may have been made", reason="network")
             if attempt + 1 < MAX_ATTEMPTS:  # no wait after the last attempt: it would only spend the run's time
                 self._pause(BACKOFF_SECONDS * 2**attempt, why, reason="network")
         reason = "rate_limit" if why.endswith("rate limit") else "network"

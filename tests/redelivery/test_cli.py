@@ -86,6 +86,11 @@ def test_github_refusing_the_token_exits_1_and_nothing_answering_exits_3(
         (["deliveries", "--hook", REPO_HOOK], {"GITHUB_API_URL": "http://api.example.com"}, "must be an https://"),
         (["deliveries", "--hook", REPO_HOOK], {"GITHUB_TOKEN": ""}, "set GITHUB_TOKEN"),
         (["deliveries", "--hook", "app"], {}, "--app-id and --app-key"),
+        (
+            ["redeliver", "--hook", REPO_HOOK, "--since", "2026-12-01"],
+            {"REDELIVERY_STATE_TABLE": "t"},
+            "--since cannot",
+        ),
         (["deliveries", "--hook", "app", "--app-id", "1", "--app-key", "/no/such.pem"], {}, "cannot read"),
     ],
 )

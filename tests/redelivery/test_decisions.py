@@ -11,7 +11,7 @@ import pytest
 
 from handler.core.hooks import Hook, parse_hooks
 from handler.core.redelivery import (
-    PENDING_SECONDS,
+    LISTED_GRACE_SECONDS,
     Attempt,
     GuidState,
     HookState,
@@ -20,6 +20,7 @@ from handler.core.redelivery import (
     Verdict,
     decide,
     intend,
+    stale,
 )
 from tests.redelivery.fake_github import NOW, attempt
 
@@ -149,12 +150,11 @@ def test_recoveries_asked_for_by_earlier_runs_count_toward_the_cap() -> None:
 
 def test_an_attempt_already_acted_on_is_pending_and_a_settled_guid_stays_settled() -> None:
     """A run that read the state after another's write-ahead must not ask for the same attempt again."""
-    remembered = GuidState(asked=1, last_id=9, first_seen=NOW - HOUR, asked_at=NOW - 60)
+    remembered = GuidState(asked=1, last_id=9, first_seen=NOW - HOUR, asked_at=NOW - 60, awaiting=True)
     assert verdict([attempt(9, "g", 503)], remembered) == Verdict.PENDING
     assert verdict([attempt(10, "g", 503, redelivery=True)], remembered) == Verdict.REDELIVER
-    # Asked for long ago and still not listed: the request's answer was lost. Asked again (it counts).
-    remembered.asked_at = NOW - PENDING_SECONDS
-    assert verdict([attempt(9, "g", 503)], remembered) == Verdict.REDELIVER
+    remembered.asked_at = NOW - 7 * 24 * HOUR  # however long ago: a listing decides when it was lost
+    assert verdict([attempt(9, "g", 503)], remembered) == Verdict.PENDING
     settled = GuidState(asked=1, last_id=9, first_seen=NOW - HOUR, settled="refused")
     assert verdict([attempt(10, "g", 503, redelivery=True)], settled) == Verdict.SETTLED
 
@@ -171,7 +171,15 @@ def test_intend_records_the_attempt_and_one_more_recovery_before_asking() -> Non
     state = HookState()
     intend(state, "g", [attempt(1, "g", 503, age=100)], now=NOW - 50)
     intend(state, "g", [attempt(5, "g", 503, age=10, redelivery=True)], now=NOW)
-    assert state.guids == {"g": GuidState(asked=2, last_id=5, first_seen=NOW - 100, asked_at=NOW)}
+    assert state.guids == {"g": GuidState(asked=2, last_id=5, first_seen=NOW - 100, asked_at=NOW, awaiting=True)}
+
+
+def test_a_request_is_stale_once_a_listing_that_began_well_after_it_shows_no_outcome() -> None:
+    entry = GuidState(asked=1, last_id=9, first_seen=NOW - HOUR, asked_at=NOW, awaiting=True)
+    assert not stale(entry, HookState(listed_at=NOW + LISTED_GRACE_SECONDS))  # GitHub may not list it yet
+    assert stale(entry, HookState(listed_at=NOW + LISTED_GRACE_SECONDS + 1))
+    entry.awaiting = False  # its outcome was listed
+    assert not stale(entry, HookState(listed_at=NOW + HOUR))
 
 
 # Hook --------------------------------------------------------------------------------------------

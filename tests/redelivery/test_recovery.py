@@ -6,15 +6,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from handler.core.hooks import Hook
 from handler.core.memory_state import MemoryStateStore
 from handler.core.outcomes import ForwardFailed, InProgress
-from handler.core.ports import StateConflict, StateUnavailable, Status
+from handler.core.ports import GitHubError, RunStopped, StateUnavailable, Status
 from handler.core.recovery import HookSummary, Mode, Unrecoverable, run, run_hook
 from handler.core.redelivery import HookState, Policy
-from tests.fakes import Telemetry
+from tests.fakes import Clock, Telemetry
 from tests.redelivery.fake_github import NOW, FakeDeliveries, attempt
 
 HOUR = 3600.0
@@ -206,8 +204,8 @@ def test_without_a_state_that_can_be_written_nothing_is_asked() -> None:
 
     api = FakeDeliveries([attempt(1, "g", 503)])
     for _ in range(3):
-        with pytest.raises(StateUnavailable):
-            once(api, Broken())
+        summary = once(api, Broken())
+        assert (summary.stopped, summary.needs_attention) == ("state", True)
     assert api.redelivered == []
 
 
@@ -217,8 +215,8 @@ def test_without_a_state_that_can_be_read_nothing_is_listed() -> None:
             raise StateUnavailable("cannot read the redelivery state (AccessDeniedException)")
 
     api = FakeDeliveries([attempt(1, "g", 503)])
-    with pytest.raises(StateUnavailable):
-        once(api, Unreadable())
+    summary = once(api, Unreadable())
+    assert (summary.stopped, summary.detail) == ("state", "cannot read the redelivery state (AccessDeniedException)")
     assert api.calls == 0
 
 
@@ -236,8 +234,8 @@ def test_two_runs_at_once_never_redeliver_the_same_delivery_twice() -> None:
         def load(self, hook: Hook) -> HookState:
             return store.load(hook)
 
-    with pytest.raises(StateConflict):
-        once(api, Interleaved())
+    summary = once(api, Interleaved())
+    assert summary.stopped == "state"
     assert sorted(api.redelivered) == [1, 2, 3, 4]  # B's, once each; A asked for nothing
     # And a run that loads after another's write-ahead sees the attempt as pending, not to redo.
     again = once(api, store)
@@ -300,6 +298,11 @@ class Pipeline:
         self.records: list[Mapping[str, Any]] = []
         self.seen: set[str] = set()
         self.fail: Exception | None = None
+        self.time_left = 60.0
+
+    def room(self) -> None:
+        if self.time_left < 15:
+            raise RunStopped("no time left for another hand-off", reason="time")
 
     def recover(self, record: Mapping[str, Any]) -> Status:
         if self.fail is not None:
@@ -352,6 +355,7 @@ def test_pull_leaves_a_delivery_in_progress_elsewhere_pending() -> None:
     pipeline.fail = InProgress()
     summary = once(api, store, mode=Mode.PULL, recovery=pipeline)
     assert (summary.recovered, summary.backlog, summary.complete) == (0, 1, True)
+    assert store.states[HOOK.spec].guids["g"].awaiting  # checked again once a later listing shows no outcome
 
 
 def test_a_record_github_refuses_to_show_is_settled() -> None:
@@ -381,7 +385,8 @@ def test_one_hooks_failure_never_stops_the_others_and_the_run_line_carries_the_a
         [bad, good], api=PerHook(), store=MemoryStateStore(), policy=POLICY, telemetry=telemetry, clock=lambda: NOW
     )
     assert (summary.checked, summary.not_checked, summary.backlog, summary.redelivered) == (1, 1, 1, 1)
-    assert summary.hooks[bad.spec] == {"error": "GET deliveries answered 401 (Bad credentials)"}
+    assert summary.hooks[bad.spec]["stopped"] == "github"
+    assert summary.hooks[bad.spec]["detail"] == "GET deliveries answered 401 (Bad credentials)"
     run_line = telemetry.only("redelivery run")
     assert run_line.counts == {
         "HooksChecked": 1,
@@ -414,3 +419,130 @@ def test_an_unexpected_failure_of_one_hook_is_logged_by_type_and_the_others_are_
     assert (summary.not_checked, summary.redelivered) == (1, 1)
     assert [type(e) for e in telemetry.errors] == [RuntimeError]
     assert "secret text" not in str([line.fields for line in telemetry.lines])
+
+
+# Requests whose outcome is unknown, and stops midway ----------------------------------------------
+
+
+def runs(api: FakeDeliveries, store: Any, clock: Clock, count: int, **options: Any) -> list[HookSummary]:
+    """``count`` runs five minutes apart (the default schedule)."""
+    api.clock = clock
+    done = []
+    for _ in range(count):
+        options.setdefault("policy", POLICY)
+        done.append(run_hook(HOOK, api=api, store=store, telemetry=Telemetry(), clock=clock, **options))
+        clock.advance(300)
+    return done
+
+
+def test_a_redelivery_whose_answer_was_lost_is_asked_again_once_a_later_listing_shows_no_outcome() -> None:
+    """The POST timed out (it may or may not have been made): its intent is kept, and it counts."""
+    clock = Clock(NOW)
+    api, store = FakeDeliveries([attempt(1, "g", 503), attempt(2, "h", 503)]), MemoryStateStore()
+    original = api.redeliver
+    lost: list[int] = []
+
+    def answer_lost_once(hook: Hook, delivery_id: int) -> None:
+        if delivery_id == 1 and not lost:
+            lost.append(delivery_id)  # GitHub never made it, and the run cannot know
+            raise RunStopped("POST kept failing (timed out)", reason="network")
+        original(hook, delivery_id)
+
+    api.redeliver = answer_lost_once  # type: ignore[method-assign]
+    [first] = runs(api, store, clock, 1)
+    assert (first.stopped, first.redelivered, lost) == ("network", 1, [1])
+    [second] = runs(api, store, clock, 1)
+    assert (second.complete, second.backlog, api.redelivered) == (True, 2, [2])  # both awaited, none asked twice
+    [third] = runs(api, store, clock, 1)
+    # The third run's listing, begun well after the lost request, shows no outcome for it: asked again.
+    assert (third.redelivered, sorted(api.redelivered)) == (1, [1, 2])
+    assert store.states[HOOK.spec].guids["g"].asked == 2  # the lost request counted toward the cap
+    [fourth] = runs(api, store, clock, 1)
+    assert (fourth.failed, fourth.backlog, store.states[HOOK.spec].guids) == (0, 0, {})
+
+
+def test_a_run_killed_after_its_write_ahead_is_recovered_by_a_later_run() -> None:
+    clock = Clock(NOW)
+    api, store = FakeDeliveries([attempt(1, "g", 503)]), MemoryStateStore()
+    state = store.load(HOOK)
+    from handler.core.redelivery import intend
+
+    intend(state, "g", [api.attempts[0]], now=clock())  # saved, then Lambda killed the run before the POST
+    state.newest_id = 1
+    store.save(HOOK, state)
+    clock.advance(300)
+    runs(api, store, clock, 2)
+    assert api.redelivered == [1]
+
+
+def test_a_hook_stopped_midway_and_resumed_an_hour_later_redelivers_nothing_twice() -> None:
+    clock = Clock(NOW)
+    api, store = FakeDeliveries([attempt(n, f"g{n}", 503) for n in range(1, 7)]), MemoryStateStore()
+    api.stop_at = {"redeliver:5"}  # a secondary limit in the middle of the first page (6, 5, 4)
+    api.clock = clock
+    first = once_at(api, store, clock)
+    assert first.stopped == "rate_limit"
+    asked = list(api.redelivered)
+    assert asked == [6]  # then 5 was refused by the limit, unsent
+    clock.advance(3600)
+    api.stop_at = set()
+    for _ in range(3):
+        once_at(api, store, clock)
+        clock.advance(300)
+    assert sorted(api.redelivered) == list(range(1, 7))
+    assert all(api.redelivered.count(n) == 1 for n in asked)
+
+
+def once_at(api: FakeDeliveries, store: Any, clock: Clock, **options: Any) -> HookSummary:
+    options.setdefault("policy", POLICY)
+    return run_hook(HOOK, api=api, store=store, telemetry=Telemetry(), clock=clock, **options)
+
+
+def test_a_saved_cursor_github_refuses_as_a_listing_error_lists_again_from_the_newest() -> None:
+    """The client raises GitHubError for a 400 "Invalid cursor" on a listing (not Refused)."""
+    api, store = FakeDeliveries([attempt(n, f"g{n}", 503) for n in range(1, 10)]), MemoryStateStore()
+    once(api, store, max_pages=1)
+    original = api.next_page
+    refused: list[str] = []
+
+    def invalid_cursor(hook: Hook, url: str) -> Any:
+        if not refused:
+            refused.append(url)
+            raise GitHubError("GET deliveries answered 400 (Invalid cursor)")
+        return original(hook, url)
+
+    api.next_page = invalid_cursor  # type: ignore[method-assign]
+    summary = once(api, store)
+    assert (summary.complete, summary.stopped) == (True, None)
+    assert sorted(api.redelivered) == list(range(1, 10))
+
+
+def test_counts_are_kept_when_a_hook_stops_on_an_error_midway() -> None:
+    api, store = FakeDeliveries([attempt(n, f"g{n}", 503) for n in range(1, 7)]), MemoryStateStore()
+
+    def revoked(hook: Hook, url: str) -> Any:
+        raise GitHubError("GET deliveries answered 401 (Bad credentials)")
+
+    api.next_page = revoked  # type: ignore[method-assign]
+    summary = once(api, store)
+    assert (summary.stopped, summary.redelivered, summary.backlog) == ("github", 3, 3)
+    assert store.states[HOOK.spec].guids.keys() == {"g4", "g5", "g6"}  # and remembered for the cap
+
+
+def test_pull_with_no_time_for_a_hand_off_continues_next_run_without_an_alarm() -> None:
+    api, store, pipeline = FakeDeliveries([attempt(1, "g", 503)]), MemoryStateStore(), Pipeline()
+    pipeline.time_left = 10
+    summary = once(api, store, mode=Mode.PULL, recovery=pipeline)
+    assert (summary.stopped, summary.needs_attention, api.read, summary.backlog) == ("time", False, [], 1)
+    pipeline.time_left = 60
+    assert once(api, store, mode=Mode.PULL, recovery=pipeline).recovered == 1
+
+
+def test_pull_settles_a_delivery_the_receiver_would_refuse_too() -> None:
+    from handler.core.outcomes import MalformedPayload
+
+    api, store, pipeline = FakeDeliveries([attempt(1, "g", 503)]), MemoryStateStore(), Pipeline()
+    pipeline.fail = MalformedPayload("payload nests too deeply to forward")
+    summary = once(api, store, mode=Mode.PULL, recovery=pipeline)
+    assert (summary.refused, summary.backlog, summary.complete) == (1, 0, True)
+    assert store.states[HOOK.spec].guids["g"].settled == "refused"

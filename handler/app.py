@@ -113,7 +113,15 @@ async def webhook(request: Request) -> Response:
     # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
     source_ip = request.client.host if request.client else None
     try:
-        receipt = current.receive(headers, body, source_ip=source_ip, lambda_context=request.scope.get("aws.context"))
+        if "aws.event" in request.scope:  # Mangum hands the app one event at a time: run in place, as before
+            context = request.scope.get("aws.context")
+            receipt = current.receive(headers, body, source_ip=source_ip, lambda_context=context)
+        else:
+            # uvicorn: the receiver blocks (boto3), so it runs in a worker thread. On the event loop,
+            # concurrent deliveries would wait for each other and outlast their time budgets.
+            from starlette.concurrency import run_in_threadpool
+
+            receipt = await run_in_threadpool(current.receive, headers, body, source_ip=source_ip)
     except Outcome:
         raise
     except Exception:  # a bug, logged by the receiver: answered without leaking anything

@@ -48,7 +48,7 @@ def test_every_variable_is_read() -> None:
 
 
 def test_payload_bucket_can_differ_from_the_archive() -> None:
-    assert Settings.from_env({"ARCHIVE_BUCKET": "a", "PAYLOAD_BUCKET": "p"}).payload_bucket == "p"
+    assert Settings.from_env({"ARCHIVE_BUCKET": "archive", "PAYLOAD_BUCKET": "payloads"}).payload_bucket == "payloads"
 
 
 def test_secrets_are_not_in_repr() -> None:

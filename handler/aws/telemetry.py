@@ -118,4 +118,6 @@ class PowertoolsTelemetry:
         # aws-xray-sdk is one of the heaviest imports: only paid once a hand-off is traced.
         from aws_lambda_powertools import Tracer
 
-        return Tracer(service=self.settings.service_name)
+        # disabled=False: our settings decided to trace; Powertools would otherwise parse
+        # POWERTOOLS_TRACE_DISABLED itself, on the first traced delivery, and fail on "" (a 500).
+        return Tracer(service=self.settings.service_name, disabled=False)

@@ -272,6 +272,9 @@ class _HookRun:
             self.summary.stop("state", str(exc))
         except (GitHubError, PermissionError) as exc:  # messages of ours: safe to show
             self.summary.stop("github", str(exc))
+        if not self.summary.complete:  # what it did not get to is still waiting (a rate limit, say)
+            awaited = sum(1 for entry in self.state.guids.values() if entry.awaiting and not entry.settled)
+            self.summary.backlog = max(self.summary.backlog, awaited)
         self._log()
         return self.summary
 
@@ -358,9 +361,7 @@ class _HookRun:
             self.telemetry.log(
                 "warning", "a recovery asked for was never made: asking again", hook=self.hook.spec, guid=guid
             )
-            entry.awaiting = False
-            self.changed = True
-            self._handle(guid, [lost], again=True)
+            self._handle(guid, [lost], again=True)  # awaited until asked again, given up, or too old
 
     # One failed delivery -------------------------------------------------------------------------
 
@@ -374,6 +375,9 @@ class _HookRun:
             verdict = Verdict.CAPPED if remembered.asked >= self.policy.max_attempts else Verdict.REDELIVER
             if self.clock() - remembered.first_seen > self.policy.lookback_seconds:
                 verdict = Verdict.TOO_OLD
+            if verdict is not Verdict.REDELIVER:
+                remembered.awaiting = False  # nothing more will be asked: not stale again next run
+                self.changed = True
         else:
             verdict = decide(seen, remembered, now=self.clock(), policy=self.policy, pull=self.mode is Mode.PULL)
         fields = {"hook": self.hook.spec, "guid": guid, "event": newest.event}

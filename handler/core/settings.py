@@ -11,6 +11,7 @@ adapter is built from these settings.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,18 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_DEDUP_TTL_SECONDS = 4 * 24 * 3600
 # Pages (100 attempts each) one hook's listing may read in one run; the rest is read next run.
 DEFAULT_REDELIVERY_MAX_PAGES = 100
+DAY = 24 * 3600
+GITHUB_MAX_PAYLOAD_BYTES = 25 * 1024 * 1024  # GitHub sends nothing larger
+MAX_ENTRY_BYTES = 1024 * 1024  # EventBridge's entry limit since January 2026
+# API Gateway's integration timeout is 30 s (GitHub Enterprise Server waits 30 s; github.com 10 s).
+MAX_TIME_BUDGET_SECONDS = 29
+# What AWS accepts as each kind of name (so that a typo is a clear 503 misconfigured, not an AWS fault).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_BUS = re.compile(r"[A-Za-z0-9._\-/:]{1,1600}")  # a name or an ARN
+_SSM_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}")
+_NAMESPACE = re.compile(r"[A-Za-z0-9._\-/#:]{1,255}")
+_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,32 +75,57 @@ class Settings:
     time_budget_seconds: int = DEFAULT_TIME_BUDGET_SECONDS
     allowed_sources: SourceAllowList | None = None
 
+    listeners_only: bool = False
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the variables documented in the README's configuration table."""
+        """Read the variables documented in the README's configuration table. Every value is checked
+        here (names trimmed, numbers bounded, an empty value is unset): an invalid one is a
+        ``ConfigurationError`` (``503 misconfigured``) naming the variable, never a 500 or an AWS fault."""
         env = os.environ if environ is None else environ
-        if env.get("WEBHOOK_SECRET") and not env.get("WEBHOOK_SECRET_PARAMETER") and _deployed(env):
+        secret_parameter = _name(env, "WEBHOOK_SECRET_PARAMETER", _SSM_NAME)
+        if env.get("WEBHOOK_SECRET", "").strip() and not secret_parameter and _deployed(env):
             # A plain-text secret in a deployed function's environment is a misconfiguration.
             raise ConfigurationError("WEBHOOK_SECRET is for local use; set WEBHOOK_SECRET_PARAMETER")
-        return cls(
-            secret_parameter=env.get("WEBHOOK_SECRET_PARAMETER") or None,
+        _check_powertools(env)
+        archive_bucket = _name(env, "ARCHIVE_BUCKET", _BUCKET)
+        settings = cls(
+            secret_parameter=secret_parameter,
             secrets=split_secrets(env.get("WEBHOOK_SECRET", "")),
-            secret_max_age=_int(env, "WEBHOOK_SECRET_MAX_AGE", 300, minimum=1),
-            secret_refresh_interval=_int(env, "WEBHOOK_SECRET_REFRESH_INTERVAL", 30, minimum=1),
+            secret_max_age=_int(env, "WEBHOOK_SECRET_MAX_AGE", 300, minimum=1, maximum=DAY),
+            secret_refresh_interval=_int(env, "WEBHOOK_SECRET_REFRESH_INTERVAL", 30, minimum=1, maximum=3600),
             allow_sha1=_bool(env, "WEBHOOK_ALLOW_SHA1", False),
-            max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1),
-            event_bus_name=env.get("EVENT_BUS_NAME") or None,
-            event_max_entry_bytes=_int(env, "EVENT_MAX_ENTRY_BYTES", DEFAULT_EVENT_MAX_ENTRY_BYTES, minimum=1024),
-            archive_bucket=env.get("ARCHIVE_BUCKET") or None,
+            max_body_bytes=_int(
+                env, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1, maximum=GITHUB_MAX_PAYLOAD_BYTES
+            ),
+            event_bus_name=_name(env, "EVENT_BUS_NAME", _BUS),
+            event_max_entry_bytes=_int(
+                env, "EVENT_MAX_ENTRY_BYTES", DEFAULT_EVENT_MAX_ENTRY_BYTES, minimum=1024, maximum=MAX_ENTRY_BYTES
+            ),
+            archive_bucket=archive_bucket,
             # Claim checks go to the archive bucket unless a separate one is named.
-            payload_bucket=env.get("PAYLOAD_BUCKET") or env.get("ARCHIVE_BUCKET") or None,
-            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
-            dedup_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60),
+            payload_bucket=_name(env, "PAYLOAD_BUCKET", _BUCKET) or archive_bucket,
+            idempotency_table=_name(env, "IDEMPOTENCY_TABLE", _TABLE),
+            dedup_ttl_seconds=_int(
+                env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60, maximum=365 * DAY
+            ),
             time_budget_seconds=_int(
-                env, "WEBHOOK_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, minimum=MIN_TIME_BUDGET_SECONDS
+                env,
+                "WEBHOOK_TIME_BUDGET_SECONDS",
+                DEFAULT_TIME_BUDGET_SECONDS,
+                minimum=MIN_TIME_BUDGET_SECONDS,
+                maximum=MAX_TIME_BUDGET_SECONDS,
             ),
             allowed_sources=SourceAllowList.parse(cidrs) if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "")) else None,
+            listeners_only=_bool(env, "WEBHOOK_LISTENERS_ONLY", False),
         )
+        if _deployed(env) and not (settings.event_bus_name or settings.archive_bucket or settings.listeners_only):
+            # Accepting (and recording as done) what goes nowhere would lose every delivery silently.
+            raise ConfigurationError(
+                "nowhere to hand off: set EVENT_BUS_NAME or ARCHIVE_BUCKET "
+                "(or WEBHOOK_LISTENERS_ONLY=true for a receiver whose only work is its listeners)"
+            )
+        return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +142,8 @@ class TelemetrySettings:
         env = os.environ if environ is None else environ
         disabled = env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
         return cls(
-            service_name=env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME,
-            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
+            service_name=env.get("POWERTOOLS_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME,
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
             # X-Ray in a deployed function unless disabled (Powertools' own rule); a no-op elsewhere.
             tracing=_deployed(env) and not disabled,
         )
@@ -160,12 +198,12 @@ class RedeliverySettings:
         settings = cls(
             hooks=hooks,
             api_url=api_url,
-            token_parameter=_name(env, "GITHUB_TOKEN_PARAMETER"),
+            token_parameter=_name(env, "GITHUB_TOKEN_PARAMETER", _SSM_NAME),
             token=env.get("GITHUB_TOKEN", "").strip() or None,
             app_id=_name(env, "GITHUB_APP_ID"),
-            app_private_key_parameter=_name(env, "GITHUB_APP_PRIVATE_KEY_PARAMETER"),
+            app_private_key_parameter=_name(env, "GITHUB_APP_PRIVATE_KEY_PARAMETER", _SSM_NAME),
             app_private_key_file=_name(env, "GITHUB_APP_PRIVATE_KEY_FILE"),
-            state_table=_name(env, "REDELIVERY_STATE_TABLE"),
+            state_table=_name(env, "REDELIVERY_STATE_TABLE", _TABLE),
             policy=redelivery.Policy(
                 lookback_seconds=_int(env, "REDELIVERY_LOOKBACK_HOURS", 72, minimum=1, maximum=24 * 366) * 3600,
                 max_attempts=_int(env, "REDELIVERY_MAX_ATTEMPTS", 3, minimum=1, maximum=100),
@@ -197,9 +235,27 @@ def _deployed(env: Mapping[str, str]) -> bool:
     return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"
 
 
-def _name(env: Mapping[str, str], name: str) -> str | None:
+def _name(env: Mapping[str, str], name: str, pattern: re.Pattern[str] | None = None) -> str | None:
     """A name or id: surrounding spaces are a typo, not part of it; empty means unset."""
-    return env.get(name, "").strip() or None
+    value = env.get(name, "").strip() or None
+    if value is not None and pattern is not None and not pattern.fullmatch(value):
+        raise ConfigurationError(f"{name} is not a valid name: {value[:80]!r}")
+    return value
+
+
+def _check_powertools(env: Mapping[str, str]) -> None:
+    """The Powertools variables the receiver depends on, which Powertools reads itself (some of them
+    only when a delivery is traced, when a bad value would be a 500)."""
+    _bool(env, "POWERTOOLS_TRACE_DISABLED", False)
+    level = env.get("POWERTOOLS_LOG_LEVEL", "").strip()
+    if level and level.upper() not in _LOG_LEVELS:
+        raise ConfigurationError("POWERTOOLS_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    namespace = env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip()
+    if namespace and (not _NAMESPACE.fullmatch(namespace) or namespace.startswith(("AWS/", ":"))):
+        raise ConfigurationError("POWERTOOLS_METRICS_NAMESPACE is not a CloudWatch namespace")
+    service = env.get("POWERTOOLS_SERVICE_NAME", "").strip()
+    if service and (len(service) > 255 or not service.isprintable()):
+        raise ConfigurationError("POWERTOOLS_SERVICE_NAME must be at most 255 printable characters")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:

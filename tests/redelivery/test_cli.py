@@ -88,7 +88,7 @@ def test_github_refusing_the_token_exits_1_and_nothing_answering_exits_3(
         (["deliveries", "--hook", "app"], {}, "--app-id and --app-key"),
         (
             ["redeliver", "--hook", REPO_HOOK, "--since", "2026-12-01"],
-            {"REDELIVERY_STATE_TABLE": "t"},
+            {"REDELIVERY_STATE_TABLE": "deliveries"},
             "--since cannot",
         ),
         (["deliveries", "--hook", "app", "--app-id", "1", "--app-key", "/no/such.pem"], {}, "cannot read"),

@@ -546,3 +546,36 @@ def test_pull_settles_a_delivery_the_receiver_would_refuse_too() -> None:
     summary = once(api, store, mode=Mode.PULL, recovery=pipeline)
     assert (summary.refused, summary.backlog, summary.complete) == (1, 0, True)
     assert store.states[HOOK.spec].guids["g"].settled == "refused"
+
+
+def test_a_lost_request_asked_again_but_stopped_by_a_rate_limit_stays_awaited_until_asked() -> None:
+    """Found by the drill (--lost): the re-ask stopped before it was sent must not be forgotten."""
+    clock = Clock(NOW)
+    api, store = FakeDeliveries([attempt(1, "g", 503)]), MemoryStateStore()
+    original = api.redeliver
+    answers = [RunStopped("timed out", reason="network"), RunStopped("secondary limit", reason="rate_limit")]
+
+    def flaky(hook: Hook, delivery_id: int) -> None:
+        if answers:
+            raise answers.pop(0)
+        original(hook, delivery_id)
+
+    api.redeliver = flaky  # type: ignore[method-assign]
+    done = runs(api, store, clock, 6)
+    assert api.redelivered == [1]
+    assert store.states[HOOK.spec].guids == {}  # recovered
+    assert [s.stopped for s in done[:3]] == ["network", None, "rate_limit"]
+    assert done[2].backlog == 1  # still waiting, and counted
+
+
+def test_a_hook_stopped_before_its_listing_still_reports_what_it_awaits() -> None:
+    api, store = FakeDeliveries([attempt(1, "g", 503)]), MemoryStateStore()
+
+    def lost(hook: Hook, delivery_id: int) -> None:
+        raise RunStopped("timed out", reason="network")
+
+    api.redeliver = lost  # type: ignore[method-assign]
+    assert once(api, store).backlog == 1
+    api.stop_at = {"page:first"}  # the token's limit is spent: nothing can be listed this run
+    summary = once(api, store)
+    assert (summary.stopped, summary.pages, summary.backlog) == ("rate_limit", 0, 1)

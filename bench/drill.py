@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from handler.aws.redelivery_state import decode, encode
+from handler.core.delivery import delivery_key
 from handler.core.handoff import Handoff
 from handler.core.hooks import Hook
 from handler.core.ports import Recovery, StateConflict, Status
@@ -140,6 +141,11 @@ class _NoDeadline:
         return 60_000
 
 
+def hook_id(spec: str) -> str:
+    """The ``X-GitHub-Hook-ID`` the drill's GitHub sends for a hook (the App's: "app")."""
+    return spec.rsplit("/", 1)[-1]
+
+
 class Receiver:
     """The receiver's deduplication (which pull recovery shares, as in the stack) and the bus: a
     delivery seen again is a duplicate, answered 2xx and not put on the bus again."""
@@ -151,11 +157,13 @@ class Receiver:
         # through the receiver spends GitHub's, not the function's.
         self.archive = Archive(clock=clock, delay=latency.handoff)
 
-    def receive(self, guid: str, event: str) -> Status:
+    def receive(self, guid: str, event: str, spec: str) -> Status:
+        """Under the receiver's own key (the hook id GitHub sends, and the guid), as pull recovery uses."""
+
         def work() -> None:
             self.bus.put(event, json.dumps({"delivery_id": guid}))
 
-        return self.once.once(guid, work, deadline=_NoDeadline())
+        return self.once.once(delivery_key(hook_id(spec), guid), work, deadline=_NoDeadline())
 
     def puts(self) -> Counter[str]:
         """Bus entries per delivery id."""
@@ -183,6 +191,7 @@ class DrillStandIn(GitHubStandIn):
         self.redeliveries: Counter[str] = Counter()  # guid -> redeliveries made
         self.reads: Counter[str] = Counter()  # guid -> records read
         self._by_id: dict[int, Delivery] = {}
+        self._specs: dict[int, str] = {}  # attempt id -> its hook's spec
 
     def add(self, spec: str, status_code: int, *, guid: str, at: float, payload: dict[str, Any] | None) -> None:
         """An attempt, oldest first; with ``payload``, GitHub kept its request (what pull recovery reads)."""
@@ -191,12 +200,13 @@ class DrillStandIn(GitHubStandIn):
             headers = {
                 "X-GitHub-Delivery": guid,
                 "X-GitHub-Event": "push",
-                "X-GitHub-Hook-ID": spec.rsplit("/", 1)[-1],
+                "X-GitHub-Hook-ID": hook_id(spec),
                 "Content-Type": "application/json",
                 "User-Agent": "GitHub-Hookshot/drill",
             }
         delivery = self.deliver(spec, status_code, guid=guid, at=at, request_headers=headers, payload=payload)
         self._by_id[delivery.id] = delivery
+        self._specs[delivery.id] = spec
 
     def answer(self, method: str, target: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
         path = target.split("?", 1)[0]
@@ -222,7 +232,7 @@ class DrillStandIn(GitHubStandIn):
         original = self._by_id.get(delivery_id)
         if original is None:
             return 404, {}, {"message": "Not Found"}
-        self.receiver.receive(original.guid, original.event)
+        self.receiver.receive(original.guid, original.event, self._specs[original.id])
         self.redelivered_at.setdefault(original.guid, self.clock())
         self.redeliveries[original.guid] += 1
         with self._lock:
@@ -230,6 +240,7 @@ class DrillStandIn(GitHubStandIn):
             attempt.status = "OK"
             self.hooks[hook_path].append(attempt)
             self._by_id[attempt.id] = attempt
+            self._specs[attempt.id] = self._specs[original.id]
         return 202, {}, {}
 
 
@@ -434,17 +445,19 @@ class _Drill:
             self.failed.add(guid)
             draw = rng.random()
             status = 0 if draw < scenario.accepted_share + scenario.unanswered_share else 503
+            spec = self._spec()
             if draw < scenario.accepted_share:  # handed off, but the 202 came after GitHub's 10 s
-                self.receiver.receive(guid, "push")
+                self.receiver.receive(guid, "push", spec)
             payload = {"ref": "refs/heads/main", "after": f"{rng.getrandbits(160):040x}", "repository": {"id": 1}}
-            self.github.add(self._spec(), status, guid=guid, at=at, payload=payload)
+            self.github.add(spec, status, guid=guid, at=at, payload=payload)
 
     def _deliver(self, at: float) -> None:
         """A delivery the receiver accepted at once."""
         guid = self._guid()
         self.guids.append(guid)
-        self.github.add(self._spec(), 200, guid=guid, at=at, payload=None)
-        self.receiver.receive(guid, "push")
+        spec = self._spec()
+        self.github.add(spec, 200, guid=guid, at=at, payload=None)
+        self.receiver.receive(guid, "push", spec)
 
     def _run(self, run_start: float) -> RunSummary:
         """One scheduled invocation: a new client and credentials (a warm container keeps the blocks)."""

@@ -93,8 +93,9 @@ class Provisioned:
         pages = self.clients("dynamodb").get_paginator("scan").paginate(TableName=self.names.table)
         return [item for page in pages for item in page["Items"]]
 
-    def record_status(self, delivery_id: str) -> str | None:
-        """The status of ``delivery_id``'s deduplication record (``INPROGRESS``, ``COMPLETED``), or None.
+    def record_status(self, delivery_id: str, hook_id: str | None = None) -> str | None:
+        """The status of a delivery's deduplication record (``INPROGRESS``, ``COMPLETED``), or None:
+        keyed by the hook and the delivery, as the receiver keys it (``Delivery.key``).
 
         Its key is a hash of the id, so Powertools finds it, configured as the receiver's
         Deduplicator is (handler.aws.idempotency).
@@ -103,11 +104,12 @@ class Provisioned:
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 
         from handler.aws.idempotency import KEY_PREFIX
+        from handler.core.delivery import delivery_key
 
         table = DynamoDBPersistenceLayer(table_name=self.names.table, boto3_client=self.clients("dynamodb"))
         table.configure(IdempotencyConfig(event_key_jmespath="delivery_id"), key_prefix=KEY_PREFIX)
         try:
-            record = table.get_record({"delivery_id": delivery_id})
+            record = table.get_record({"delivery_id": delivery_key(hook_id, delivery_id)})
         except IdempotencyItemNotFoundError:
             return None
         return record.status if record is not None else None

@@ -55,6 +55,7 @@ def receiver() -> Receiver:
         telemetry=events,
         handoff=pipeline.handoff(settings, events),
         once=pipeline.deduplicator(settings),
+        replays=pipeline.replays(settings),
         router=listeners.router,
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 from handler.core.outcomes import (
     ArchiveFailed,
     DeduplicationUnavailable,
+    DeliveryConflict,
     ForwardFailed,
     InProgress,
     SecretUnavailable,
@@ -149,6 +150,7 @@ class Once:
 
     def __init__(self, *, clock: Clock | None = None, delay: float = 0.0) -> None:
         self.records: dict[str, str] = {}
+        self.digests: dict[str, str | None] = {}
         self.deadlines: list[Deadline] = []
         self.fail_save = False
         self.fail_complete = False
@@ -156,7 +158,9 @@ class Once:
         self.clock = clock
         self.delay = delay  # saving the INPROGRESS record takes this long
 
-    def once(self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline) -> Status:
+    def once(
+        self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline, digest: str | None = None
+    ) -> Status:
         self.deadlines.append(deadline)
         if self.clock is not None:
             self.clock.advance(self.delay)
@@ -164,6 +168,9 @@ class Once:
             raise DeduplicationUnavailable("idempotency store failed (InternalServerError)")
         state = self.records.get(delivery_id)
         if state == "COMPLETED":
+            stored = self.digests.get(delivery_id)
+            if digest and stored and stored != digest:
+                raise DeliveryConflict()
             return Status.DUPLICATE
         if state == "INPROGRESS":
             raise InProgress()
@@ -178,6 +185,7 @@ class Once:
         if self.fail_complete:
             return Status.UNRECORDED
         self.records[delivery_id] = "COMPLETED"
+        self.digests[delivery_id] = digest
         return Status.ACCEPTED
 
 
@@ -254,3 +262,16 @@ class Context:
 
 ARCHIVE_FAILED = ArchiveFailed("S3 PutObject failed (InternalError)")
 FORWARD_FAILED = ForwardFailed("PutEvents failed (ThrottlingException)")
+
+
+class Replays:
+    """Replay protection in memory: the delivery id that first brought each body digest."""
+
+    def __init__(self) -> None:
+        self.claims: dict[str, str] = {}
+        self.fail = False
+
+    def claim(self, digest: str, delivery_id: str) -> bool:
+        if self.fail:
+            raise DeduplicationUnavailable("replay record failed (InternalServerError)")
+        return self.claims.setdefault(digest, delivery_id) == delivery_id

@@ -31,7 +31,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devkit.aws_resources import Names, Provisioned, connect, provision
-from devkit.github import DEV_SECRET
+from devkit.github import DEV_SECRET, HOOK_ID
 from handler.aws.clients import READ_TIMEOUT
 from handler.core.archive import parse_key
 from tests.loopback import BlackHole, DelayingProxy, refused_endpoint
@@ -164,7 +164,7 @@ def test_every_answer_leaves_within_nine_seconds(
 
     forwarded = Counter(event["detail"]["delivery_id"] for event in aws.forwarded())
     archived = {parse_key(key)["delivery_id"] for key in aws.archived()}
-    records = {delivery_id: aws.record_status(delivery_id) for _, delivery_id, _ in results}
+    records = {delivery_id: aws.record_status(delivery_id, HOOK_ID) for _, delivery_id, _ in results}
 
     # Shown in pytest's summary (conftest's pytest_terminal_summary), also when workers run the test.
     lines = [f"answer times (bound {BOUND_SECONDS:.0f} s; slow = each answer after {SLOW:.1f} s)"]

@@ -73,12 +73,15 @@ def test_serve_accepts_a_delivery_sent_by_send_and_hands_it_off(
 def test_serve_deduplicates_and_rejects_a_wrong_secret(server: tuple[str, Path], capsys) -> None:
     url, _ = server
     assert main(["send", "ping", "--url", url, "--delivery-id", "cli-ping-0001", "--form"]) == 0
-    assert main(["send", "ping", "--url", url, "--delivery-id", "cli-ping-0001"]) == 0
+    assert main(["send", "ping", "--url", url, "--delivery-id", "cli-ping-0001", "--form"]) == 0
+    # The same id with another body (JSON, not the form): refused, never a silent duplicate.
+    assert main(["send", "ping", "--url", url, "--delivery-id", "cli-ping-0001"]) == 1
     assert main(["send", "push", "--url", url, "--secret", "wrong"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert json.loads(out[0].removeprefix("HTTP 202 "))["status"] == "accepted"
     assert json.loads(out[1].removeprefix("HTTP 202 "))["status"] == "duplicate"
-    assert out[2].startswith('HTTP 401 {"error": "signature_mismatch"')
+    assert out[2].startswith('HTTP 422 {"error": "delivery_conflict"')
+    assert out[3].startswith('HTTP 401 {"error": "signature_mismatch"')
 
 
 def test_send_sends_every_github_header(monkeypatch: pytest.MonkeyPatch) -> None:

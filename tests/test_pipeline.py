@@ -188,7 +188,7 @@ def test_a_deliverys_record_is_found_by_its_id(pipeline: Pipeline) -> None:
     (tests/test_answer_time.py tells its scenarios' records apart with it)."""
     body, headers = signed("push")
     assert invoke(http_api_event(body, headers)).status == 202
-    assert pipeline.resources.record_status(headers["x-github-delivery"]) == "COMPLETED"
+    assert pipeline.resources.record_status(headers["x-github-delivery"], headers["x-github-hook-id"]) == "COMPLETED"
     assert pipeline.resources.record_status("another-delivery") is None
 
 

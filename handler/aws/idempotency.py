@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handler.aws.clients import causes, client, error_code
-from handler.core.outcomes import DeduplicationUnavailable, InProgress, OutOfTime, Unavailable
+from handler.core.outcomes import DeduplicationUnavailable, DeliveryConflict, InProgress, OutOfTime, Unavailable
 from handler.core.ports import Deadline, Status
 
 # A stable key prefix: renaming a function must not forget every delivery id.
@@ -35,7 +35,11 @@ class Deduplicator:
             event_key_jmespath="delivery_id",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=ttl_seconds,
-            response_hook=lambda response, record: {"status": Status.DUPLICATE.value},
+            # What a duplicate returns: the digest the delivery was accepted with, to compare.
+            response_hook=lambda response, record: {
+                "status": Status.DUPLICATE.value,
+                "digest": response.get("digest") if isinstance(response, dict) else None,
+            },
         )
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
         self._once = idempotent_function(
@@ -45,9 +49,10 @@ class Deduplicator:
             key_prefix=KEY_PREFIX,
         )(_run)
 
-    def once(self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline) -> Status:
-        """Run ``work`` unless ``delivery_id`` was already handed off: ``ACCEPTED``, ``DUPLICATE``
-        or ``UNRECORDED`` (handed off, but the table failed to record it).
+    def once(self, key: str, work: Callable[[], None], *, deadline: Deadline, digest: str | None = None) -> Status:
+        """Run ``work`` unless ``key`` was already handed off: ``ACCEPTED``, ``DUPLICATE``
+        or ``UNRECORDED`` (handed off, but the table failed to record it). The record keeps
+        ``digest``; a duplicate with another one raises :class:`DeliveryConflict`.
 
         ``deadline`` (the Lambda context, or a budget) makes an INPROGRESS record expire when this
         invocation would end.
@@ -65,7 +70,7 @@ class Deduplicator:
             done.append(True)
 
         try:
-            result = self._once(key={"delivery_id": delivery_id}, work=recorded_work)
+            result = self._once(key={"delivery_id": key}, work=recorded_work, digest=digest)
         except IdempotencyAlreadyInProgressError:
             raise InProgress() from None
         except BaseError as exc:  # the table failed: saving, reading or deleting the record
@@ -79,6 +84,9 @@ class Deduplicator:
             if cause is not None:
                 raise cause from None
             raise DeduplicationUnavailable(f"idempotency store failed ({error_code(exc.__cause__ or exc)})") from None
+        stored = result.get("digest")
+        if result["status"] == Status.DUPLICATE.value and digest and stored and stored != digest:
+            raise DeliveryConflict()
         return Status(result["status"])
 
 
@@ -90,6 +98,6 @@ def _cause_when_out_of_time(exc: BaseException) -> Unavailable | None:
     return next(link for link in reversed(chain) if isinstance(link, Unavailable))
 
 
-def _run(key: dict[str, str], work: Callable[[], None]) -> dict[str, str]:
+def _run(key: dict[str, str], work: Callable[[], None], digest: str | None) -> dict[str, str | None]:
     work()
-    return {"status": Status.ACCEPTED.value}
+    return {"status": Status.ACCEPTED.value, "digest": digest}

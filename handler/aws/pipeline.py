@@ -7,7 +7,7 @@ from __future__ import annotations
 from handler.aws.eventbridge import EventBus
 from handler.aws.s3 import S3Archive, S3PayloadStore
 from handler.core.handoff import Handoff
-from handler.core.ports import Once, Telemetry
+from handler.core.ports import Once, Replays, Telemetry
 from handler.core.settings import Settings
 
 
@@ -21,6 +21,15 @@ def handoff(settings: Settings, telemetry: Telemetry) -> Handoff:
         max_entry_bytes=settings.event_max_entry_bytes,
         telemetry=telemetry,
     )
+
+
+def replays(settings: Settings) -> Replays | None:
+    """Replay protection, beside deduplication (same table, same window)."""
+    if not (settings.replay_protection and settings.idempotency_table):
+        return None
+    from handler.aws.replays import DynamoReplays
+
+    return DynamoReplays(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
 
 
 def deduplicator(settings: Settings) -> Once | None:

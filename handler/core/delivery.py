@@ -48,8 +48,11 @@ class Delivery:
 
     @property
     def key(self) -> str:
-        """The deduplication key: the receiver and pull recovery record a delivery under the same one."""
-        return self.delivery_id
+        """The deduplication key: the hook and the delivery, case-insensitive (``42/0b98…``), or the
+        delivery alone when no hook id was sent. GitHub shares a guid between every hook an event
+        reaches (an organization's and a repository's, an App's): each hook's delivery is its own.
+        The receiver and pull recovery record a delivery under the same key."""
+        return delivery_key(self.hook_id, self.delivery_id)
 
     @property
     def repository(self) -> str | None:
@@ -59,6 +62,11 @@ class Delivery:
             name = repository.get("full_name")
             return name if isinstance(name, str) else None
         return None
+
+
+def delivery_key(hook_id: str | None, delivery_id: str) -> str:
+    """See :attr:`Delivery.key`."""
+    return f"{hook_id.lower()}/{delivery_id.lower()}" if hook_id else delivery_id.lower()
 
 
 def media_type(content_type: str | None) -> str:

@@ -108,6 +108,26 @@ class InProgress(Rejected):
     message = "this delivery is already being processed; redeliver it if it does not show as accepted"
 
 
+class DeliveryConflict(Rejected):
+    """A validly signed body under a delivery already accepted with another body: GitHub never does
+    this (a redelivery sends the same bytes), so it is refused, and nothing is forwarded."""
+
+    code = "delivery_conflict"
+    status = 422  # a 4xx that is not retried: the redelivery function treats 409 as retryable
+    reason = "conflict"
+    message = "this delivery id was already accepted with a different body"
+
+
+class ReplayedDelivery(Rejected):
+    """A signed body already accepted under another delivery id (GitHub signs no id or time, so a
+    captured delivery can be resent under a fresh X-GitHub-Delivery): not forwarded again."""
+
+    code = "replayed_delivery"
+    status = 422
+    reason = "replay"
+    message = "this body was already accepted under another delivery id"
+
+
 class InvalidEvent(Rejected):
     """The Lambda event itself is not an API Gateway HTTP API (payload 2.0) request."""
 

@@ -48,13 +48,26 @@ class Deadline(Protocol):
 
 
 class Once(Protocol):
-    """Deduplication: run ``work`` at most once per delivery id."""
+    """Deduplication: run ``work`` at most once per delivery key, bound to the body it was accepted with."""
 
-    def once(self, delivery_id: str, work: Callable[[], None], *, deadline: Deadline) -> Status:
+    def once(self, key: str, work: Callable[[], None], *, deadline: Deadline, digest: str | None = None) -> Status:
         """``ACCEPTED`` after running ``work``, ``DUPLICATE`` without running it, ``UNRECORDED`` when
-        ``work`` ran but could not be recorded. Raises :class:`~handler.core.outcomes.InProgress`
-        while another invocation runs it, ``DeduplicationUnavailable``, or whatever ``work`` raised
-        (then nothing is recorded, so a redelivery runs it again)."""
+        ``work`` ran but could not be recorded. ``digest`` (of the body) is kept with the record: a
+        later one under the same key with another digest raises
+        :class:`~handler.core.outcomes.DeliveryConflict` (None on either side: not compared, as for
+        pull recovery, which cannot rebuild the exact bytes). Raises ``InProgress`` while another
+        invocation runs it, ``DeduplicationUnavailable``, or whatever ``work`` raised (then nothing is
+        recorded, so a redelivery runs it again)."""
+        ...
+
+
+class Replays(Protocol):
+    """Replay protection: which delivery id first brought each body (within the deduplication window)."""
+
+    def claim(self, digest: str, delivery_id: str) -> bool:
+        """True when ``digest`` is new, or was claimed by this same delivery id (a redelivery, or the
+        same event through another hook); False when another delivery id claimed it (a replay).
+        Raises ``DeduplicationUnavailable``."""
         ...
 
 

@@ -6,6 +6,7 @@ hand-off's targets and telemetry are ports (:mod:`handler.core.ports`), wired in
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,8 +16,15 @@ from handler.core import signature
 from handler.core.budget import Budget
 from handler.core.delivery import Delivery, claimed_ids, parse_delivery
 from handler.core.handoff import Handoff
-from handler.core.outcomes import ForbiddenSource, PayloadTooLarge, Rejected, SignatureMismatch, Unavailable
-from handler.core.ports import Clock, Once, Secrets, Status, Telemetry
+from handler.core.outcomes import (
+    ForbiddenSource,
+    PayloadTooLarge,
+    Rejected,
+    ReplayedDelivery,
+    SignatureMismatch,
+    Unavailable,
+)
+from handler.core.ports import Clock, Once, Replays, Secrets, Status, Telemetry
 from handler.core.routing import Router
 from handler.core.settings import Settings
 
@@ -56,6 +64,7 @@ class Receiver:
         telemetry: Telemetry,
         handoff: Handoff | None = None,
         once: Once | None = None,
+        replays: Replays | None = None,
         router: Router | None = None,
         clock: Clock = time.time,
         monotonic: Clock = time.monotonic,
@@ -65,6 +74,7 @@ class Receiver:
         self._telemetry = telemetry
         self._handoff = handoff if handoff is not None and handoff.configured else None
         self._once = once
+        self._replays = replays
         self._router = router
         self._clock = clock
         self._monotonic = monotonic
@@ -216,9 +226,16 @@ class Receiver:
         if self._once is None:
             work()
             return Status.ACCEPTED
+        # The record is bound to the body (a different body under an accepted key is refused), and a
+        # body is bound to the first delivery id that brought it (a replay under a fresh id is refused).
+        digest = hashlib.sha256(delivery.body).hexdigest()
+        if self._replays is not None:
+            budget.check("replay protection")
+            if not self._replays.claim(digest, delivery.delivery_id.lower()):
+                raise ReplayedDelivery()
         budget.check("deduplication")
         # Outside Lambda (uvicorn) the request's budget stands in for the Lambda context.
-        return self._once.once(delivery.key, work, deadline=context or budget)
+        return self._once.once(delivery.key, work, deadline=context or budget, digest=digest)
 
     def _route(self, delivery: Delivery) -> None:
         if self._router is None:

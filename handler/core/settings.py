@@ -76,6 +76,7 @@ class Settings:
     allowed_sources: SourceAllowList | None = None
 
     listeners_only: bool = False
+    replay_protection: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +119,7 @@ class Settings:
             ),
             allowed_sources=SourceAllowList.parse(cidrs) if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "")) else None,
             listeners_only=_bool(env, "WEBHOOK_LISTENERS_ONLY", False),
+            replay_protection=_bool(env, "WEBHOOK_REPLAY_PROTECTION", False),
         )
         if _deployed(env) and not (settings.event_bus_name or settings.archive_bucket or settings.listeners_only):
             # Accepting (and recording as done) what goes nowhere would lose every delivery silently.

@@ -46,6 +46,7 @@ class World:
     telemetry: fakes.Telemetry
     secrets: fakes.Secrets
     once: fakes.Once
+    replays: fakes.Replays
     archive: fakes.Archive
     payloads: fakes.PayloadStore
     bus: fakes.Target
@@ -75,12 +76,14 @@ def build(
     bus: bool = True,
     payload_bucket: str | None = "archive",
     max_entry_bytes: int = 256 * 1024,
+    replay_protection: bool = False,
     **settings: Any,
 ) -> World:
     """A receiver with archive, bus, claim check (in the archive bucket) and deduplication, all in memory."""
     telemetry, clock, monotonic = fakes.Telemetry(), fakes.Clock(), fakes.Clock(1000.0)
     store = fakes.Secrets(*secrets, clock=monotonic)
     once = fakes.Once(clock=monotonic)
+    replays = fakes.Replays()
     world_archive = fakes.Archive(bucket="archive", clock=monotonic)
     payloads = fakes.PayloadStore(bucket=payload_bucket or "none", clock=monotonic)
     target = fakes.Target(clock=monotonic)
@@ -99,6 +102,7 @@ def build(
             telemetry=telemetry,
             handoff=handoff,
             once=once if dedup else None,
+            replays=replays if dedup and replay_protection else None,
             router=router,
             clock=clock,
             monotonic=monotonic,
@@ -106,6 +110,7 @@ def build(
         telemetry=telemetry,
         secrets=store,
         once=once,
+        replays=replays,
         archive=world_archive,
         payloads=payloads,
         bus=target,

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from devkit.github import github_headers, sample_payload
+from devkit.github import encode_body, github_headers, sample_payload
 from handler.core import headers as h
 from handler.core.budget import Budget
+from handler.core.delivery import parse_delivery
 from handler.core.outcomes import ForwardFailed, PayloadTooLarge
 from handler.core.receiver import LOG_VALUE_MAX_CHARS, capped
 from handler.core.source import SourceAllowList
@@ -289,7 +290,7 @@ def test_a_duplicate_is_answered_duplicate_with_nothing_handed_off_again_and_not
 def test_a_delivery_in_progress_elsewhere_is_409_and_not_routed() -> None:
     world = build()
     body, headers = request()
-    world.once.records[headers[h.DELIVERY]] = "INPROGRESS"
+    world.once.records[parse_delivery(headers, body).key] = "INPROGRESS"
     assert world.send(body, headers) == "409 in_progress"
     assert world.handed_off == (0, 0, 0)
     assert world.routed == []
@@ -615,7 +616,7 @@ def test_only_a_delivery_handed_off_now_is_routed(failure: str) -> None:
     world = build()
     body, headers = request(secret="forged" if failure == "forged" else SECRET)
     if failure == "in progress":
-        world.once.records[headers[h.DELIVERY]] = "INPROGRESS"
+        world.once.records[parse_delivery(headers, body).key] = "INPROGRESS"
     if failure == "archive":
         world.archive.failure = fakes.ARCHIVE_FAILED
     if failure == "duplicate":
@@ -623,3 +624,64 @@ def test_only_a_delivery_handed_off_now_is_routed(failure: str) -> None:
         world.routed.clear()
     world.send(body, headers)
     assert world.routed == []
+
+
+# A delivery's identity -----------------------------------------------------------------------------
+
+
+def test_the_same_delivery_with_its_id_in_upper_case_is_a_duplicate() -> None:
+    world = build()
+    body, headers = request()
+    assert world.send(body, headers) == "accepted"
+    shouted = {**headers, h.DELIVERY: headers[h.DELIVERY].upper()}
+    assert world.send(body, shouted) == "duplicate"
+    assert world.handed_off == (1, 0, 1)
+
+
+def test_one_event_through_two_hooks_is_handed_off_once_per_hook() -> None:
+    """GitHub shares the guid between every hook an event reaches (an org hook and a repository hook)."""
+    world = build(replay_protection=True)
+    body, org = request(hook_id="7")
+    repo = {**org, h.HOOK_ID: "42"}
+    assert world.send(body, org) == "accepted"
+    assert world.send(body, repo) == "accepted"  # the same guid and body: not a replay, another hook
+    assert world.send(body, org) == "duplicate"
+    hooks = [json.loads(detail)["hook_id"] for _, detail in world.bus.entries]
+    assert hooks == ["7", "42"]
+
+
+def test_a_different_body_under_an_accepted_delivery_is_refused_logged_and_counted_and_nothing_forwarded() -> None:
+    world = build()
+    body, headers = request()
+    assert world.send(body, headers) == "accepted"
+    other = encode_body({**sample_payload("push"), "after": "0" * 40})
+    forged = github_headers("push", other, secret=SECRET, delivery_id=headers[h.DELIVERY])
+    assert world.send(other, {**forged, h.HOOK_ID: headers[h.HOOK_ID]}) == "422 delivery_conflict"
+    assert world.handed_off == (1, 0, 1)
+    assert world.routed == [headers[h.DELIVERY]]
+    line = world.telemetry.lines[-1]
+    assert (line.message, line.metrics, line.fields["reason"]) == (
+        "delivery rejected",
+        ("DeliveryRejected",),
+        "conflict",
+    )
+
+
+def test_a_signed_body_replayed_under_a_fresh_delivery_id_is_not_forwarded_again() -> None:
+    world = build(replay_protection=True)
+    body, headers = request()
+    assert world.send(body, headers) == "accepted"
+    replayed = {**headers, h.DELIVERY: "0b989ba4-242f-11e5-81e1-c7b6966d2516"}
+    assert world.send(body, replayed) == "422 replayed_delivery"
+    assert world.handed_off == (1, 0, 1)
+    assert world.telemetry.lines[-1].fields["reason"] == "replay"
+    # GitHub's own redelivery (same id, same bytes) is still a plain duplicate.
+    assert world.send(body, headers) == "duplicate"
+
+
+def test_the_replay_record_failing_is_503_with_nothing_handed_off() -> None:
+    world = build(replay_protection=True)
+    world.replays.fail = True
+    body, headers = request()
+    assert world.send(body, headers) == "503 deduplication_unavailable"
+    assert world.handed_off == (0, 0, 0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devkit.github import DEV_SECRET, sample_payload
+from devkit.github import DEV_SECRET, HOOK_ID, sample_payload
 from handler.aws import pipeline as wiring
 from handler.core.ports import Status
 from handler.core.pull import PullRecovery, request_of
@@ -27,7 +27,7 @@ def record(payload: dict[str, Any] | None, *, guid: str = GUID, event: str = "pu
         "User-Agent": "GitHub-Hookshot/abc123",
         "X-GitHub-Delivery": guid,
         "X-GitHub-Event": event,
-        "X-GitHub-Hook-ID": "42",
+        "X-GitHub-Hook-ID": HOOK_ID,  # the hook devkit's signed deliveries come from
         "X-GitHub-Hook-Installation-Target-ID": "79929171",
         "X-GitHub-Hook-Installation-Target-Type": "repository",
         "X-Hub-Signature-256": "sha256=" + "0" * 64,
@@ -67,7 +67,7 @@ def test_a_recovered_delivery_has_the_live_contract_plus_recovered(recovery: Pul
         GUID,
         "issues",
         "opened",
-        "42",
+        HOOK_ID,
     )
     assert detail["installation_target"] == {"type": "repository", "id": "79929171"}
     assert detail["recovered"] is True

@@ -1,17 +1,20 @@
-"""`webhook serve`'s development console: one short human line per delivery instead of JSON.
+"""`webhook serve`'s development console: one short human line per request instead of JSON.
 
 A logging formatter installed on the receiver's Powertools log handler, for ``serve`` only (with
 ``--json``, and on Lambda, the lines stay Powertools' JSON). It renders each record from what
 Powertools would have written: the record's own fields (``extra``: ``status``, ``error``,
 ``detail``, ...) and the keys bound to the logger (``delivery_id``, ``event``, ``action``,
-``repository``), read through the Powertools formatter it wraps::
+``repository``), read through the Powertools formatter it wraps. :class:`EveryRequest` adds a line
+for a request the receiver never logged (a 404, a 405). Columns have fixed widths (ids shortened here)::
 
-    13:25:15  202  push                  0f6c1d2e-…  octo-org/hello  archived, on the bus
-    13:25:16  202  push                  same-id     octo-org/hello  duplicate: handed off before, …
-    13:25:17  401  push                  5b1e03a7-…  -               refused: signature_mismatch
-    13:25:18  503  pull_request.opened   9a0c44f1-…  octo-org/hello  not accepted (forward_failed): PutEvents …
-    13:25:19  202  ping                  72d3162e-…  octo-org/hello  archived, on the bus
-    13:25:19       webhook ping
+    13:25:15  202  push                          0f6c1d2e-…  octo-org/hello                archived, on the bus
+    13:25:16  202  push                          same-id     octo-org/hello                duplicate: handed off …
+    13:25:17  401  push                          5b1e03a7-…  -                             refused: signature_mismatch
+    13:25:18  503  pull_request.opened           9a0c44f1-…  octo-org/hello                not accepted (forward_…
+    13:25:19  202  pull_request_review….created  72d3162e-…  octo-org/hello                archived, on the bus
+    13:25:20  404  -                             -           -                             refused: not_found (GET /)
+    13:25:21  202  ping                          c8e1f0a2-…  octo-org/hello                archived, on the bus
+    13:25:21       webhook ping
 
 Key management (``append_keys``, ``remove_keys``, ``get_current_keys``, ...) is delegated to the
 wrapped formatter, so the Logger works exactly as before and the JSON formatter can be put back.
@@ -25,11 +28,13 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, Any
 
 from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
 
 from handler.core import outcomes
+from handler.core.delivery import claimed_ids
 
 # What the receiver logs for a delivery (handler/core/receiver.py); any other line is rendered generically.
 ACCEPTED = "delivery accepted"
@@ -41,8 +46,16 @@ NOT_ACCEPTED = "delivery not accepted"
 _RESET, _DIM, _RED, _GREEN, _YELLOW, _CYAN = "\x1b[0m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"
 # Attributes every LogRecord has: anything else on a record came from `extra`.
 _STANDARD = {*logging.makeLogRecord({}).__dict__, "message", "asctime"}
-_EVENT_WIDTH = 20
+# Fixed columns, so each starts in the same place on every line: a longer value is cut with "…".
+_EVENT_WIDTH = 28  # "pull_request.ready_for_review" is cut, "pull_request.synchronize" is not
 _ID_WIDTH = 36  # a GUID, as GitHub's delivery ids are
+_REPOSITORY_WIDTH = 28
+# A request that made no delivery line (the framework's 404 and 405, a failure before the receiver
+# ran): logged by EveryRequest once answered, so that the window shows every request.
+REQUEST = "request answered"
+_PATH_MAX_CHARS = 200
+# Set by EveryRequest for the request being handled; a delivery line rendered for it marks it shown.
+_shown: ContextVar[list[bool] | None] = ContextVar("shown", default=None)
 
 
 def _statuses() -> dict[str, int]:
@@ -63,6 +76,20 @@ def _clean(value: Any) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode() for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` characters: padded, or cut with "…"."""
+    return f"{text:<{width}}" if len(text) <= width else text[: width - 1] + "…"
+
+
+def _event(event: str, action: str | None) -> str:
+    """The event column; a long event name is cut before its action: "pull_request_review….created"."""
+    if action is None:
+        return _fit(event, _EVENT_WIDTH)
+    if len(event) + 1 + len(action) > _EVENT_WIDTH and len(action) <= _EVENT_WIDTH // 2:
+        return f"{event[: _EVENT_WIDTH - len(action) - 2]}….{action}"
+    return _fit(f"{event}.{action}", _EVENT_WIDTH)
 
 
 def wants_color(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bool:
@@ -147,17 +174,25 @@ class ConsoleFormatter(BasePowertoolsFormatter):
             detail = _clean(keys["detail"]) if keys.get("detail") else None
             status, colour = self._status.get(code, 503), _RED
             outcome = f"not accepted ({code}): {detail}" if detail else f"not accepted ({code})"
+        elif message == REQUEST:
+            status, code = keys["answer"], _clean(keys.get("error") or "-")
+            request = _clean(f"{keys['method']} {keys['path']}")
+            if status >= 500:
+                colour, outcome = _RED, f"not accepted ({code}): {request}"
+            elif status >= 400:
+                colour, outcome = _YELLOW, f"refused: {code} ({request})"
+            else:
+                colour, outcome = _GREEN, f"answered ({request})"
         else:
             return None
-        event = _clean(keys.get("event") or "-")
-        if keys.get("action"):
-            event += f".{_clean(keys['action'])}"
+        if (shown := _shown.get()) is not None:
+            shown.append(True)
         columns = [
             clock,
             self._paint(colour, str(status)),
-            f"{event:<{_EVENT_WIDTH}}",
-            f"{_clean(keys.get('delivery_id') or '-'):<{_ID_WIDTH}}",
-            _clean(keys.get("repository") or "-"),
+            _event(_clean(keys.get("event") or "-"), _clean(keys["action"]) if keys.get("action") else None),
+            _fit(_clean(keys.get("delivery_id") or "-"), _ID_WIDTH),
+            _fit(_clean(keys.get("repository") or "-"), _REPOSITORY_WIDTH),
             outcome if message == ACCEPTED else self._paint(colour, outcome),
         ]
         return "  ".join(columns)
@@ -215,3 +250,53 @@ def installed(
         handler.setFormatter(previous)
         if previous_stream is not None:
             handler.setStream(previous_stream)
+
+
+class EveryRequest:
+    """ASGI middleware for serve: a line for each request that made no delivery line of its own
+    (the framework's 404 and 405, a failure before the receiver ran), with its status and error code."""
+
+    def __init__(self, app: Any, logger: Any) -> None:
+        self.app = app
+        self.logger = logger
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answer: dict[str, Any] = {"answer": 500}  # what the server sends if the app raises
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["answer"] = message["status"]
+            elif message["type"] == "http.response.body" and "error" not in answer:
+                answer["error"] = _error_code(message.get("body", b""))
+            await send(message)
+
+        shown: list[bool] = []
+        token = _shown.set(shown)  # the receiver's thread sees the same list: contexts are copied, not the list
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            _shown.reset(token)
+            if not shown:
+                self._log(scope, answer)
+
+    def _log(self, scope: dict[str, Any], answer: dict[str, Any]) -> None:
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        path = scope["path"] if len(scope["path"]) <= _PATH_MAX_CHARS else scope["path"][:_PATH_MAX_CHARS] + "…"
+        # Only well-formed ids, as in the receiver's lines (nothing was verified); every column is given,
+        # so that none comes from keys bound to the logger.
+        claimed = {"event": None, "delivery_id": None, **claimed_ids(headers)}
+        fields = {**answer, "method": scope["method"], "path": path, **claimed, "action": None, "repository": None}
+        level = "error" if answer["answer"] >= 500 else "warning" if answer["answer"] >= 400 else "info"
+        getattr(self.logger, level)(REQUEST, extra=fields)
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``error`` of the receiver's JSON error body, if that is what ``body`` is."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer.get("error") if isinstance(answer, dict) else None

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,12 +150,15 @@ def serve(host: str, port: int, *, secret: str | None, emulator: bool, json_logs
     # The receiver's logger, named by the environment just set (it is built once, here).
     logger = telemetry().logger
     print(f"receiver on http://{host}:{port}/webhook (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    # proxy_headers off: uvicorn would otherwise take the client address from X-Forwarded-For sent
+    # from 127.0.0.1, so any local process or tunnel agent could pass ALLOWED_SOURCE_CIDRS.
+    run = partial(uvicorn.run, host=host, port=port, log_level="warning", proxy_headers=False)
     try:
         if json_logs:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            run(app)
         else:
             with console.installed(logger, stream=sys.stderr):
-                uvicorn.run(app, host=host, port=port, log_level="warning")
+                run(console.EveryRequest(app, logger))
     finally:
         if aws is not None:
             aws.stop()

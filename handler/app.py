@@ -104,6 +104,7 @@ async def framework_refusal(request: Request, exc: HTTPException) -> Response:
 @app.post("/webhook")
 async def webhook(request: Request) -> Response:
     current = _configured_receiver()
+    arrived = current.now()  # its time budget counts from here, whatever it waits for below
     headers = header_map(request.scope["headers"])
     # No Pydantic body model: the signature covers the exact bytes GitHub sent.
     body = await read_body(request, current.max_body_bytes)
@@ -122,7 +123,7 @@ async def webhook(request: Request) -> Response:
             # concurrent deliveries would wait for each other and outlast their time budgets.
             from starlette.concurrency import run_in_threadpool
 
-            receipt = await run_in_threadpool(current.receive, headers, body, source_ip=source_ip)
+            receipt = await run_in_threadpool(current.receive, headers, body, source_ip=source_ip, arrived=arrived)
     except Outcome:
         raise
     except Exception:  # a bug, logged by the receiver: answered without leaking anything

@@ -1,6 +1,7 @@
 """The contract outside the happy path, on both transports: every answer is the receiver's JSON
 ``{"error", "message"}`` (404, 405, a trailing slash), and an oversized body is refused with 413
-without being read into memory, against `webhook serve` for real (uvicorn in a subprocess)."""
+without being read into memory, against `webhook serve` for real (uvicorn in a subprocess), where
+concurrent deliveries are also bounded each on its own, and the source address is the socket's."""
 
 from __future__ import annotations
 
@@ -12,19 +13,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
 
 from devkit.apigw import http_api_event
+from devkit.aws_resources import connect
 from devkit.github import DEV_SECRET, encode_body, github_headers
 from handler.app import app
 from tests.conftest import RECEIVER_ENV, Logs, invoke, signed
+from tests.loopback import DelayingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES of the served receiver
+BOUND_SECONDS = 9.0  # each answer, from its own request's send
+CONCURRENT = 10
+SLOW_AWS_SECONDS = 1.0  # each S3 answer: well under the client's read timeout, so each one is accepted
 MiB = 1024 * 1024
 
 ROUTING = [  # method, path, status, error
@@ -98,16 +107,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`webhook serve --no-emulator` on a free loopback port, with a 1 MiB body limit."""
+@contextmanager
+def serving(log: Path, *, json_logs: bool = True, **settings: str) -> Iterator[Server]:
+    """`webhook serve --no-emulator` (``--json`` unless told) on a free loopback port, with ``settings``
+    in its environment, and its output in ``log``."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "server.log"
     env = {name: value for name, value in os.environ.items() if name not in RECEIVER_ENV}
-    env.update(WEBHOOK_SECRET=DEV_SECRET, WEBHOOK_MAX_BODY_BYTES=str(LIMIT), AWS_DEFAULT_REGION="us-east-1")
+    env.update(WEBHOOK_SECRET=DEV_SECRET, AWS_DEFAULT_REGION="us-east-1", **settings)
+    command = [sys.executable, "-m", "devkit", "serve", "--no-emulator", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--json", "--no-emulator", "--port", str(port)],
+            [*command, "--json"] if json_logs else command,
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -131,6 +141,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The served receiver with a 1 MiB body limit, verifying only (no AWS)."""
+    with serving(tmp_path_factory.mktemp("serve") / "server.log", WEBHOOK_MAX_BODY_BYTES=str(LIMIT)) as running:
+        yield running
 
 
 def raw_exchange(port: int, request: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
@@ -219,6 +236,73 @@ def test_serve_stops_reading_a_streamed_body_at_the_limit_and_its_memory_stays_f
     assert_refusal(*streamed, 413, "payload_too_large")
     assert growth < 16 * MiB, f"peak RSS grew by {growth / MiB:.1f} MiB for a refused 64 MiB body"
     assert elapsed < 20
+
+
+@dataclass
+class Concurrent:
+    answers: list[tuple[int, bytes, float]]  # status, body, seconds from its own send
+    elapsed: float  # from the first send to the last answer
+    records: list[dict[str, object]]
+
+
+@pytest.fixture(scope="module")
+def concurrent(tmp_path_factory: pytest.TempPathFactory) -> Concurrent:
+    """CONCURRENT deliveries sent at once to the served receiver, whose S3 answers each call slowly."""
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    connect(endpoint)("s3").create_bucket(Bucket="concurrent-archive")
+    slow = DelayingProxy(endpoint, SLOW_AWS_SECONDS)
+    aws = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": slow.url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "ARCHIVE_BUCKET": "concurrent-archive",
+    }
+
+    def deliver(name: str) -> tuple[int, bytes, float]:
+        body, headers = signed("push", payload={"ref": "refs/heads/main", "after": name}, delivery_id=name)
+        sent = time.monotonic()
+        status, _, answer = server.request("POST", "/webhook", body, headers)
+        return status, answer, time.monotonic() - sent
+
+    try:
+        with serving(tmp_path_factory.mktemp("concurrent") / "server.log", **aws) as server:
+            # A first delivery builds the receiver and its S3 client: what follows is timed warm.
+            assert deliver("concurrent-warm-up")[0] == 202
+            started = time.monotonic()
+            with ThreadPoolExecutor(CONCURRENT) as pool:
+                answers = list(pool.map(deliver, [f"concurrent-{n:02d}" for n in range(CONCURRENT)]))
+            return Concurrent(answers, time.monotonic() - started, server.log_records())
+    finally:
+        slow.stop()
+        moto.stop()
+
+
+def test_serve_bounds_each_of_concurrent_deliveries_from_its_own_arrival(concurrent: Concurrent) -> None:
+    """With AWS answering slowly, deliveries sent together are handled together: none waits for the
+    others, so each answer leaves within the bound of its own send."""
+    for status, answer, seconds in concurrent.answers:
+        assert status == 202, answer  # each one archived, through the slow S3
+        assert seconds < BOUND_SECONDS
+    # One after another they would take CONCURRENT x SLOW_AWS_SECONDS at least: they overlapped.
+    assert concurrent.elapsed < CONCURRENT * SLOW_AWS_SECONDS / 2, [round(s, 2) for *_, s in concurrent.answers]
+
+
+def test_serve_logs_each_concurrent_delivery_under_its_own_id(concurrent: Concurrent) -> None:
+    accepted = [record for record in concurrent.records if record["message"] == "delivery accepted"]
+    expected = {"concurrent-warm-up", *(f"concurrent-{n:02d}" for n in range(CONCURRENT))}
+    assert sorted(str(record.get("delivery_id")) for record in accepted) == sorted(expected)
+
+
+def test_serve_takes_the_source_address_from_the_socket_not_from_x_forwarded_for(tmp_path: Path) -> None:
+    """Any local process (a tunnel agent, a browser page's fetch) could claim an allowed address."""
+    with serving(tmp_path / "server.log", ALLOWED_SOURCE_CIDRS="192.0.2.0/24") as server:
+        body, headers = signed("ping")
+        answer = server.request("POST", "/webhook", body, {**headers, "x-forwarded-for": "192.0.2.10"})
+    assert_refusal(*answer, 403, "forbidden_source")
 
 
 # --- in process: the same app through TestClient and through the Lambda handler ------------------

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -19,8 +20,10 @@ from fastapi.testclient import TestClient
 
 from devkit import console
 from devkit.cli import main
+from devkit.github import sample_payload
 from handler.app import app, telemetry
 from tests.conftest import BUCKET, BUS, Pipeline, reset_receiver, signed
+from tests.test_http_contract import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY = "octo-org/hello-webhooks"  # the samples' repository.full_name
@@ -29,7 +32,7 @@ CLOCK = re.compile(r"^\d\d:\d\d:\d\d  ")
 
 def row(status: int, event: str, delivery_id: str, repository: str, what: str) -> str:
     """A delivery's console line, its time left out."""
-    return f"{status}  {event:<20}  {delivery_id:<36}  {repository}  {what}"
+    return f"{status}  {event:<28}  {delivery_id:<36}  {repository:<28}  {what}"
 
 
 class Terminal(io.StringIO):
@@ -43,6 +46,12 @@ def screen(pipeline: Pipeline) -> Iterator[io.StringIO]:
     stream = io.StringIO()
     with console.installed(telemetry().logger, stream=stream):
         yield stream
+
+
+def own(event: str, delivery_id: str, **kwargs: Any) -> tuple[bytes, dict[str, str]]:
+    """A signed sample with a body of its own: one body accepted under a second id is a replay."""
+    payload = {**sample_payload(event), "test_delivery": delivery_id}
+    return signed(event, payload=payload, delivery_id=delivery_id, **kwargs)
 
 
 def post(body: bytes, headers: dict[str, str]) -> int:
@@ -61,7 +70,7 @@ def test_console_shows_one_line_per_delivery_in_order(screen: io.StringIO) -> No
     assert post(*signed("push", delivery_id="console-forged", secret="wrong")) == 401
     events = boto3.client("events")
     events.delete_event_bus(Name=BUS)
-    assert post(*signed("push", delivery_id="console-unavailable")) == 503
+    assert post(*own("push", "console-unavailable")) == 503
     events.create_event_bus(Name=BUS)
     assert post(*signed("ping", delivery_id="console-ping")) == 202
 
@@ -88,14 +97,14 @@ def test_console_names_the_action_and_colours_only_a_terminal(
     logger = telemetry().logger
     terminal = Terminal()
     with console.installed(logger, stream=terminal):
-        assert post(*signed("pull_request", delivery_id="console-colour")) == 202
+        assert post(*own("pull_request", "console-colour")) == 202
     assert "\x1b[32m202\x1b[0m" in terminal.getvalue()
     assert "pull_request.opened" in terminal.getvalue()
 
     monkeypatch.setenv("NO_COLOR", "1")
     plain = Terminal()
     with console.installed(logger, stream=plain):
-        assert post(*signed("pull_request", delivery_id="console-no-colour")) == 202
+        assert post(*own("pull_request", "console-no-colour")) == 202
     assert lines(plain) == [row(202, "pull_request.opened", "console-no-colour", REPOSITORY, "archived, on the bus")]
 
 
@@ -183,8 +192,6 @@ def test_replay_without_a_region_says_so(
 
 def test_console_never_writes_a_control_character_from_a_payload(screen: io.StringIO) -> None:
     """A signed payload chooses the action and repository name: on the console they are shown escaped."""
-    from devkit.github import sample_payload
-
     payload = sample_payload("issues")
     payload["action"] = "opened\x1b[2J"
     payload["repository"]["full_name"] = "octo-org/\x1b]0;title\x07x"
@@ -194,3 +201,64 @@ def test_console_never_writes_a_control_character_from_a_payload(screen: io.Stri
         202, "issues.opened\\x1b[2J", "console-escape", "octo-org/\\x1b]0;title\\x07x", "archived, on the bus"
     )
     assert not any(ord(c) < 32 for c in screen.getvalue().rstrip("\n"))
+
+
+def test_console_shows_every_request_the_frameworks_404_and_405_included(screen: io.StringIO) -> None:
+    http = TestClient(console.EveryRequest(app, telemetry().logger))
+    body, headers = signed("ping", delivery_id="console-wrong-path")
+    assert http.post("/other", content=body, headers=headers).status_code == 404
+    assert http.get("/webhook").status_code == 405
+    assert http.post("/webhook", content=body, headers=headers).status_code == 202  # its own line, not a second
+    assert lines(screen) == [
+        row(404, "ping", "console-wrong-path", "-", "refused: not_found (POST /other)"),
+        row(405, "-", "-", "-", "refused: method_not_allowed (GET /webhook)"),
+        row(202, "ping", "console-wrong-path", REPOSITORY, "archived, on the bus"),
+        "     webhook ping",
+    ]
+
+
+def test_console_columns_stay_aligned_for_long_event_names_and_no_repository(screen: io.StringIO) -> None:
+    review = {**sample_payload("issues"), "action": "created"}
+    organization = {key: value for key, value in sample_payload("issues").items() if key != "repository"}
+    unnamed = {**sample_payload("issues"), "repository": {"full_name": ""}}
+    assert post(*signed("pull_request_review_comment", payload=review, delivery_id="align-long")) == 202
+    assert post(*signed("issues", payload=organization, delivery_id="align-none")) == 202
+    assert post(*signed("issues", payload=unnamed, delivery_id="align-empty")) == 202
+    assert post(*signed("push", delivery_id="align-forged", secret="wrong")) == 401
+    assert post(*signed("push", delivery_id="align-push")) == 202
+
+    shown = lines(screen)
+    # Where each column starts: a field after two spaces or more (values have no double space).
+    starts = [[match.start() for match in re.finditer(r"(?<=  )\S", line)][:4] for line in shown]
+    assert all(len(found) == 4 for found in starts), shown
+    assert all(found == starts[0] for found in starts), shown
+    assert shown[0].startswith("202  pull_request_review….created  align-long  ")
+
+
+def test_serve_window_shows_a_request_the_receiver_never_saw(tmp_path: Path) -> None:
+    with serving(tmp_path / "serve.log", json_logs=False) as server:
+        assert server.request("GET", "/webhook", b"", {})[0] == 405
+        deadline = time.monotonic() + 10
+        while "refused: method_not_allowed (GET /webhook)" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.05)
+
+
+def test_first_make_serve_installs_with_a_pip_that_shows_its_progress(tmp_path: Path) -> None:
+    """pip before 25.1 (Python 3.13.0 bundles 24.2) prints nothing while it installs, for tens of seconds."""
+    venv = tmp_path / "venv"
+    result = subprocess.run(  # noqa: S603 (make's dry run of our own Makefile)
+        ["make", "--dry-run", f"VENV={venv}", f"{venv}/.installed"],  # noqa: S607 (make on PATH, as the README says)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    commands = result.stdout.splitlines()
+    upgrades = [(n, match) for n, line in enumerate(commands) if (match := re.search(r" pip==(\d+)\.(\d+)", line))]
+    [install] = [n for n, line in enumerate(commands) if "-r requirements-dev.txt" in line]
+    assert upgrades, result.stdout
+    [(upgraded, version)] = upgrades
+    assert upgraded < install
+    assert (int(version[1]), int(version[2])) >= (25, 1)
+    assert "--progress-bar on" in commands[install]

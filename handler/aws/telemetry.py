@@ -40,11 +40,13 @@ class PowertoolsTelemetry:
         # One JSON line per delivery is ours; Mangum's plain-text access line would be a second.
         logging.getLogger("mangum").setLevel(logging.WARNING)
 
+    # Per thread, not on the formatter every thread shares: `webhook serve` handles deliveries at once
+    # in worker threads, and one delivery's keys must never land on another's lines.
     def bind(self, **keys: Any) -> None:
-        self.logger.append_keys(**keys)
+        self.logger.thread_safe_append_keys(**keys)
 
     def unbind(self, *names: str) -> None:
-        self.logger.remove_keys(list(names))
+        self.logger.thread_safe_remove_keys(list(names))
 
     def log(
         self,

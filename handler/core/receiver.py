@@ -83,15 +83,28 @@ class Receiver:
     def max_body_bytes(self) -> int:
         return self._settings.max_body_bytes
 
+    def now(self) -> float:
+        """The budget's clock: what an edge reads when a request arrives (see ``arrived``)."""
+        return self._monotonic()
+
     def receive(
-        self, headers: Mapping[str, str], body: bytes, *, source_ip: str | None = None, lambda_context: Any = None
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        source_ip: str | None = None,
+        lambda_context: Any = None,
+        arrived: float | None = None,
     ) -> Receipt:
         """Verify, hand off and route one request. ``headers`` must be lower-case or case-insensitive.
+        ``arrived`` (on :meth:`now`'s clock): the budget counts from then, not from this call (a
+        request that waited for a worker thread under uvicorn has less time left).
 
         Raises :class:`~handler.core.outcomes.Rejected` (a 4xx) or ``Unavailable`` (a 503), logged.
         """
         received_at = self._clock()
-        budget = Budget.for_request(self._settings.time_budget_seconds, lambda_context, clock=self._monotonic)
+        waited = max(0.0, self._monotonic() - arrived) if arrived is not None else 0.0
+        budget = Budget.for_request(self._settings.time_budget_seconds - waited, lambda_context, clock=self._monotonic)
         # Context for every log line of this request, removed at the end (uvicorn reuses the logger).
         keys: dict[str, Any] = claimed_ids(headers)
         self._telemetry.bind(**keys)

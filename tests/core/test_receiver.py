@@ -685,3 +685,14 @@ def test_the_replay_record_failing_is_503_with_nothing_handed_off() -> None:
     body, headers = request()
     assert world.send(body, headers) == "503 deduplication_unavailable"
     assert world.handed_off == (0, 0, 0)
+
+
+def test_the_budget_counts_from_when_the_request_arrived() -> None:
+    """Under uvicorn a request can wait for a worker thread: that wait is spent budget."""
+    world = build()
+    arrived = world.receiver.now()
+    world.monotonic.advance(3.0)  # waited this long before the receiver ran
+    assert world.send(*request(), arrived=arrived) == "accepted"
+    assert world.once.deadlines[-1].get_remaining_time_in_millis() == 5000
+    world.monotonic.advance(9.0)
+    assert world.send(*request(payload={"zen": "late"}), arrived=arrived) == "503 timeout"

@@ -52,6 +52,12 @@ def detail(
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
+# What a target receives is the event EventBridge wraps around the entry: version, id, account, time,
+# region and resources, about 200 bytes of JSON. An entry that fits the limit must still fit once
+# wrapped (an SQS message, a Lambda's asynchronous payload stop at the same size), so this much is kept free.
+ENVELOPE_BYTES = 1024
+
+
 def entry_size(detail_type: str, detail_json: str) -> int:
     """PutEvents entry size as EventBridge counts it: UTF-8 bytes of Source, DetailType and Detail."""
     return len(SOURCE.encode()) + len(detail_type.encode()) + len(detail_json.encode())

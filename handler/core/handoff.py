@@ -76,7 +76,7 @@ class Handoff:
                 inline = envelope.detail(delivery, archive_location=archived)
             except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack
                 raise MalformedPayload("payload nests too deeply to forward") from None
-            if envelope.entry_size(delivery.event, inline) < self.max_entry_bytes:
+            if envelope.entry_size(delivery.event, inline) + envelope.ENVELOPE_BYTES < self.max_entry_bytes:
                 return _Entry(inline)
         payload_bucket = self.payloads.bucket if self.payloads is not None else None
         # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.

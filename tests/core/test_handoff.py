@@ -165,12 +165,13 @@ def _sizes(delivered: Delivery) -> tuple[int, int, int]:
 @pytest.mark.parametrize(
     ("limit", "inline"),
     [
-        (lambda size, chars, detail: size + 1, True),  # PutEvents wants an entry under the limit
-        (lambda size, chars, detail: size, False),
-        (lambda size, chars, detail: chars + 1, False),  # characters undercount multibyte text
-        (lambda size, chars, detail: detail + 1, False),  # Source and DetailType count too
+        (lambda size, chars, detail: size + envelope.ENVELOPE_BYTES + 1, True),  # under the limit, once wrapped
+        (lambda size, chars, detail: size + envelope.ENVELOPE_BYTES, False),
+        (lambda size, chars, detail: size + 1, False),  # under PutEvents' limit, but not as a target gets it
+        (lambda size, chars, detail: chars + envelope.ENVELOPE_BYTES + 1, False),  # characters undercount
+        (lambda size, chars, detail: detail + envelope.ENVELOPE_BYTES + 1, False),  # Source and DetailType count
     ],
-    ids=["under", "at", "characters", "detail-only"],
+    ids=["under", "at", "no-room-for-the-envelope", "characters", "detail-only"],
 )
 def test_an_entry_stays_inline_only_under_the_limit_in_utf8_bytes_of_source_type_and_detail(
     limit: Any, inline: bool

@@ -21,7 +21,7 @@ from handler.core.outcomes import (
     SecretUnavailable,
     Unavailable,
 )
-from handler.core.ports import Deadline, Status
+from handler.core.ports import Claim, Deadline, Status
 
 
 class Clock:
@@ -265,13 +265,16 @@ FORWARD_FAILED = ForwardFailed("PutEvents failed (ThrottlingException)")
 
 
 class Replays:
-    """Replay protection in memory: the delivery id that first brought each body digest."""
+    """Replay protection in memory: the delivery (key, id) that first brought each body digest."""
 
     def __init__(self) -> None:
-        self.claims: dict[str, str] = {}
+        self.claims: dict[str, tuple[str, str]] = {}
         self.fail = False
 
-    def claim(self, digest: str, delivery_id: str) -> bool:
+    def claim(self, digest: str, *, key: str, delivery_id: str) -> Claim:
         if self.fail:
             raise DeduplicationUnavailable("replay record failed (InternalServerError)")
-        return self.claims.setdefault(digest, delivery_id) == delivery_id
+        first_key, first_id = self.claims.setdefault(digest, (key, delivery_id))
+        if first_key == key:
+            return Claim.NEW
+        return Claim.SAME_EVENT if first_id == delivery_id else Claim.REPLAY

@@ -80,3 +80,16 @@ def test_with_replay_protection_on_as_the_template_sets_it_a_replay_is_422_at_on
     assert (answer.status, answer.body["error"]) == (422, "replayed_delivery")
     assert send(body, headers).body["status"] == "duplicate"  # GitHub's own redelivery
     assert len(pipeline.forwarded()) == 1
+
+
+def test_with_replay_protection_a_changed_hook_header_does_not_forward_a_captured_delivery_again(
+    pipeline: Pipeline, send: Send, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_REPLAY_PROTECTION", "true")
+    body, headers = signed("push", delivery_id=GUID, hook_id="7")
+    assert send(body, headers).body["status"] == "accepted"
+    for hook_id in ("8", "9"):
+        assert send(body, {**headers, "x-github-hook-id": hook_id}).body["status"] == "duplicate"
+    unhooked = {name: value for name, value in headers.items() if name != "x-github-hook-id"}
+    assert send(body, unhooked).body["status"] == "duplicate"
+    assert len(pipeline.forwarded()) == 1

@@ -61,13 +61,19 @@ class Once(Protocol):
         ...
 
 
-class Replays(Protocol):
-    """Replay protection: which delivery id first brought each body (within the deduplication window)."""
+class Claim(StrEnum):
+    """Who first brought a body (replay protection)."""
 
-    def claim(self, digest: str, delivery_id: str) -> bool:
-        """True when ``digest`` is new, or was claimed by this same delivery id (a redelivery, or the
-        same event through another hook); False when another delivery id claimed it (a replay).
-        Raises ``DeduplicationUnavailable``."""
+    NEW = "new"  # nobody, or this same delivery (the same key): deduplication decides
+    SAME_EVENT = "same_event"  # the same delivery id under another hook id: these bytes were handed off
+    REPLAY = "replay"  # another delivery id
+
+
+class Replays(Protocol):
+    """Replay protection: which delivery (key and id) first brought each body, within the window."""
+
+    def claim(self, digest: str, *, key: str, delivery_id: str) -> Claim:
+        """Raises ``DeduplicationUnavailable``."""
         ...
 
 

@@ -24,7 +24,7 @@ from handler.core.outcomes import (
     SignatureMismatch,
     Unavailable,
 )
-from handler.core.ports import Clock, Once, Replays, Secrets, Status, Telemetry
+from handler.core.ports import Claim, Clock, Once, Replays, Secrets, Status, Telemetry
 from handler.core.routing import Router
 from handler.core.settings import Settings
 
@@ -244,8 +244,13 @@ class Receiver:
         digest = hashlib.sha256(delivery.body).hexdigest()
         if self._replays is not None:
             budget.check("replay protection")
-            if not self._replays.claim(digest, delivery.delivery_id.lower()):
+            claim = self._replays.claim(digest, key=delivery.key, delivery_id=delivery.delivery_id.lower())
+            if claim is Claim.REPLAY:
                 raise ReplayedDelivery()
+            if claim is Claim.SAME_EVENT:
+                # The same bytes under the same delivery id, another (unsigned) hook id: already handed
+                # off. Another hook's *different* body (an App's) has its own digest and goes on.
+                return Status.DUPLICATE
         budget.check("deduplication")
         # Outside Lambda (uvicorn) the request's budget stands in for the Lambda context.
         return self._once.once(delivery.key, work, deadline=context or budget, digest=digest)

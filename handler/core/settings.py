@@ -48,11 +48,11 @@ MAX_ENTRY_BYTES = 1024 * 1024  # EventBridge's entry limit since January 2026
 MAX_TIME_BUDGET_SECONDS = 29
 # What AWS accepts as each kind of name (so that a typo is a clear 503 misconfigured, not an AWS fault).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}|arn:[A-Za-z0-9_.:/-]{1,1000}")  # a name or an ARN
 _BUS = re.compile(r"[A-Za-z0-9._\-/:]{1,1600}")  # a name or an ARN
-_SSM_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}")
-_NAMESPACE = re.compile(r"[A-Za-z0-9._\-/#:]{1,255}")
-_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
+_SSM_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}|arn:[A-Za-z0-9_.:/-]{1,2048}")  # a name or a shared ARN
+_NAMESPACE = re.compile(r"[A-Za-z0-9._\-/#: ]{1,255}")  # CloudWatch allows spaces
+_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,9 @@ class Settings:
                 minimum=MIN_TIME_BUDGET_SECONDS,
                 maximum=MAX_TIME_BUDGET_SECONDS,
             ),
-            allowed_sources=SourceAllowList.parse(cidrs) if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "")) else None,
+            allowed_sources=SourceAllowList.parse(cidrs)
+            if (cidrs := env.get("ALLOWED_SOURCE_CIDRS", "").strip())
+            else None,
             listeners_only=_bool(env, "WEBHOOK_LISTENERS_ONLY", False),
             replay_protection=_bool(env, "WEBHOOK_REPLAY_PROTECTION", False),
         )

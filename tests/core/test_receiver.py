@@ -638,16 +638,32 @@ def test_the_same_delivery_with_its_id_in_upper_case_is_a_duplicate() -> None:
     assert world.handed_off == (1, 0, 1)
 
 
-def test_one_event_through_two_hooks_is_handed_off_once_per_hook() -> None:
-    """GitHub shares the guid between every hook an event reaches (an org hook and a repository hook)."""
+def test_one_event_through_two_hooks_is_handed_off_once_per_hook_and_distinct_body() -> None:
+    """GitHub shares the guid between every hook an event reaches (an org hook, an App)."""
     world = build(replay_protection=True)
     body, org = request(hook_id="7")
-    repo = {**org, h.HOOK_ID: "42"}
+    app_body = encode_body({**sample_payload("push"), "installation": {"id": 1}})  # an App's payload differs
+    app = github_headers("push", app_body, secret=SECRET, delivery_id=org[h.DELIVERY], hook_id="42")
     assert world.send(body, org) == "accepted"
-    assert world.send(body, repo) == "accepted"  # the same guid and body: not a replay, another hook
+    assert world.send(app_body, app) == "accepted"
     assert world.send(body, org) == "duplicate"
     hooks = [json.loads(detail)["hook_id"] for _, detail in world.bus.entries]
     assert hooks == ["7", "42"]
+
+
+@pytest.mark.parametrize("hook_id", ["8", None], ids=["another hook id", "no hook id"])
+def test_the_same_bytes_under_the_same_id_with_a_changed_hook_header_are_not_forwarded_again(
+    hook_id: str | None,
+) -> None:
+    """The hook header is not signed: changing it must not make a captured delivery new again."""
+    world = build(replay_protection=True)
+    body, headers = request(hook_id="7")
+    assert world.send(body, headers) == "accepted"
+    changed = {name: value for name, value in headers.items() if name != h.HOOK_ID}
+    if hook_id is not None:
+        changed[h.HOOK_ID] = hook_id
+    assert world.send(body, changed) == "duplicate"
+    assert world.handed_off == (1, 0, 1)
 
 
 def test_a_different_body_under_an_accepted_delivery_is_refused_logged_and_counted_and_nothing_forwarded() -> None:

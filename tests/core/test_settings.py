@@ -57,7 +57,7 @@ def test_a_deployed_receiver_with_nowhere_to_hand_off_refuses_unless_told_its_li
         ("POWERTOOLS_TRACE_DISABLED", "maybe"),
         ("POWERTOOLS_LOG_LEVEL", "LOUD"),
         ("POWERTOOLS_METRICS_NAMESPACE", "AWS/Lambda"),
-        ("POWERTOOLS_METRICS_NAMESPACE", "has space"),
+        ("POWERTOOLS_METRICS_NAMESPACE", "Ümlaut/GitHub"),
     ],
 )
 def test_an_invalid_value_is_misconfigured_naming_the_variable(name: str, value: str) -> None:
@@ -83,3 +83,20 @@ def test_names_are_trimmed_and_empty_values_are_unset() -> None:
     assert (settings.idempotency_table, settings.secret_parameter) == ("deliveries", "/github-webhook/dev/secret")
     assert settings.secret_max_age == 300
     assert TelemetrySettings.from_env({"POWERTOOLS_METRICS_NAMESPACE": " "}).metrics_namespace == "GitHubWebhook"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POWERTOOLS_METRICS_NAMESPACE", "My Org/GitHub"),
+        ("POWERTOOLS_LOG_LEVEL", "fatal"),
+        ("WEBHOOK_SECRET_PARAMETER", "arn:aws:ssm:us-east-1:123456789012:parameter/shared/github-webhook/secret"),
+        ("IDEMPOTENCY_TABLE", "arn:aws:dynamodb:us-east-1:123456789012:table/deliveries"),
+        ("EVENT_BUS_NAME", "arn:aws:events:us-east-1:123456789012:event-bus/github"),
+        ("ARCHIVE_BUCKET", "archive.example.com"),
+        ("ALLOWED_SOURCE_CIDRS", " "),
+    ],
+)
+def test_valid_values_of_every_kind_are_accepted(name: str, value: str) -> None:
+    Settings.from_env({name: value})  # raises ConfigurationError otherwise
+    assert Settings.from_env({name: value}) == Settings.from_env({name: value})

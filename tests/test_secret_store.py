@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from devkit.github import DEV_SECRET
+from handler.aws import clients
 from handler.aws.ssm import SsmSecrets
+from handler.core.budget import active_budget
 from handler.core.outcomes import SecretUnavailable
+from handler.core.settings import DEFAULT_TIME_BUDGET_SECONDS
 from tests import fakes
 from tests.conftest import SECRET_PARAMETER, Logs, Send, put_secret, reset_receiver, signed
 
@@ -150,7 +159,7 @@ def test_missing_parameter_fails_closed_and_logs_why(
     # The caller is not verified yet: it learns nothing about SSM. The log says why.
     assert answer.body == {"error": "secret_unavailable", "message": "webhook secret is unavailable"}
     [line] = logs.records
-    assert line["detail"] == "cannot read the secret parameter (GetParameterError)"
+    assert line["detail"] == "cannot read the secret parameter (ParameterNotFound)"
 
 
 def test_empty_parameter_fails_closed(send: Send, ssm_secret: str) -> None:
@@ -259,4 +268,155 @@ def test_no_time_left_to_read_the_secret_keeps_the_secrets_read_before(aws: None
 
     cold = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry())
     with Budget(1.0).active(), pytest.raises(OutOfTime):
+        cold.current()
+
+
+# Throttling: SSM allows 40 GetParameter a second to the whole account, and every new container asks.
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+_THROTTLES = {  # the error each service answers a throttled call with, on the wire
+    "ssm": (400, "ThrottlingException"),
+    "dynamodb": (400, "ProvisionedThroughputExceededException"),
+    "events": (400, "ThrottlingException"),
+    "s3": (503, "SlowDown"),
+}
+
+
+class Throttle:
+    """AWS refusing the first ``times`` attempts of ``operation`` as throttled, as an HTTP answer that
+    botocore parses and its retry handling sees (an exception raised before the call would skip both);
+    then moto answers. ``seen``: the budget's remaining seconds at each throttled attempt. It runs before
+    the client's budget check, so it would also see an attempt that the budget then refused."""
+
+    def __init__(self, service: str, operation: str, times: float = math.inf, **headers: str) -> None:
+        aws = clients.client(service)
+        self.service = service
+        status, code = _THROTTLES[service]
+        if service == "s3":
+            body = f"<Error><Code>{code}</Code><Message>Please reduce your request rate.</Message></Error>"
+            headers = {"content-type": "application/xml", **headers}
+        else:
+            body = json.dumps({"__type": code, "message": "Rate exceeded"})
+            headers = {"content-type": "application/x-amz-json-1.1", **headers}
+        self._answer = status, headers, body.encode()
+        self.times = times
+        self.seen: list[float] = []
+        name = aws.meta.service_model.service_id.hyphenize()
+        aws.meta.events.register_first(f"before-send.{name}.{operation}", self)
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if len(self.seen) >= self.times:
+            return None
+        budget = active_budget()
+        self.seen.append(budget.remaining() if budget is not None else math.inf)
+        # Every before-send handler runs, whoever answered first: moto's would carry out the request too,
+        # unless its address is not one moto serves. A throttled request must have no effect.
+        url, request.url = request.url, "http://throttled.invalid/"
+        status, headers, body = self._answer
+        return AWSResponse(url, status, headers, _Body(body))
+
+    @property
+    def calls(self) -> int:
+        return len(self.seen)
+
+    def clear(self) -> None:
+        self.times = len(self.seen)
+
+
+def throttle(service: str, operation: str, times: float = math.inf, **headers: str) -> list[float]:
+    """:class:`Throttle`'s record of the attempts it refused."""
+    return Throttle(service, operation, times, **headers).seen
+
+
+@pytest.fixture
+def backoff(monkeypatch: pytest.MonkeyPatch, budget_clock: fakes.Clock) -> list[float]:
+    """Every back-off, waited on the budget's clock (no real sleep), with the longest jitter botocore can
+    draw (full jitter's 1.0: 1 s, 2 s, 4 s...), the worst case for fitting in the budget."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        budget_clock.advance(seconds)
+
+    monkeypatch.setattr(clients, "sleep", wait)
+    monkeypatch.setattr(clients, "draw", lambda: 1.0)
+    return waits
+
+
+@pytest.fixture
+def ssm_room() -> float:
+    """What the budget leaves for throttled reads of the secret: the rest is kept for the hand-off."""
+    return DEFAULT_TIME_BUDGET_SECONDS - clients.SSM_LEAVES_SECONDS
+
+
+def test_a_throttled_secret_read_is_retried_with_backoff_while_the_budget_allows(
+    send: Send, ssm_secret: str, backoff: list[float], ssm_room: float
+) -> None:
+    """A cold-start storm: three throttles, then SSM answers. One retry (the old rule) gave a 503."""
+    throttled = throttle("ssm", "GetParameter", times=3)
+    assert send(*signed("push")).status == 202
+    assert len(throttled) == 3
+    # 1 s, 2 s, then 4 s would not fit: drawn again within what is left (the draw is 1.0: all of it).
+    assert backoff == [1.0, 2.0, ssm_room - 3.0]
+    assert sum(backoff) <= ssm_room
+
+
+def test_throttling_past_the_budget_is_a_503_that_waited_no_longer_than_the_budget_allows(
+    send: Send, ssm_secret: str, backoff: list[float], budget_clock: fakes.Clock, logs: Logs, ssm_room: float
+) -> None:
+    started = budget_clock()
+    throttled = throttle("ssm", "GetParameter")
+    answer = send(*signed("push"))
+    assert (answer.status, answer.body["error"]) == (503, "secret_unavailable")
+    assert len(throttled) == 4  # the three retries above, and no more: nothing was left to wait
+    # Every attempt started with the hand-off's share of the budget still left, and no back-off ate into it.
+    assert min(throttled) >= clients.SSM_LEAVES_SECONDS
+    assert budget_clock() - started == pytest.approx(ssm_room)
+    assert (
+        logs.messages("delivery not accepted")[0]["detail"] == "cannot read the secret parameter (ThrottlingException)"
+    )
+
+
+def test_a_throttle_asking_for_a_longer_wait_than_the_budget_has_is_not_retried_sooner(
+    send: Send, ssm_secret: str, backoff: list[float], ssm_room: float
+) -> None:
+    throttled = throttle("ssm", "GetParameter", times=1, **{"x-amz-retry-after": str(int(ssm_room * 1000) + 1)})
+    answer = send(*signed("push"))
+    assert (answer.status, answer.body["error"]) == (503, "secret_unavailable")
+    assert (len(throttled), backoff) == (1, [])
+
+
+def test_a_throttle_when_the_budget_has_no_room_left_is_not_retried(
+    send: Send, ssm_secret: str, backoff: list[float], budget_clock: fakes.Clock, ssm_room: float
+) -> None:
+    """The SSM answer came back late: less than the hand-off needs is left, so no retry starts."""
+    throttled = throttle("ssm", "GetParameter", times=1)
+    # Registered after the throttle: its answer takes all the room the budget had for reading the secret.
+    clients.client("ssm").meta.events.register_first(
+        "before-send.ssm.GetParameter", lambda **_: budget_clock.advance(ssm_room)
+    )
+    answer = send(*signed("push"))
+    assert (answer.status, answer.body["error"]) == (503, "secret_unavailable")
+    assert (len(throttled), backoff) == (1, [])
+
+
+def test_without_a_budget_a_throttle_is_retried_once(aws: None, backoff: list[float]) -> None:
+    """Tools that read the parameter outside a request (no budget to bound them) keep one retry."""
+    put_secret("tool")
+    store = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry())
+    throttled = throttle("ssm", "GetParameter", times=1)
+    assert store.current() == (b"tool",)
+    assert (len(throttled), backoff) == (1, [1.0])
+
+    cold = SsmSecrets(SECRET_PARAMETER, max_age=300, refresh_interval=30, telemetry=fakes.Telemetry())
+    throttle("ssm", "GetParameter", times=2)
+    with pytest.raises(SecretUnavailable):
         cold.current()

@@ -81,7 +81,8 @@ class SsmSecrets:
                     return self._parsed
                 raise OutOfTime("not enough time left to read the secret parameter") from None
             self._failed = True
-            why = f"cannot read the secret parameter ({type(exc).__name__})"
+            # The AWS error code (ThrottlingException, AccessDeniedException), not Powertools' wrapper.
+            why = f"cannot read the secret parameter ({error_code(causes(exc)[-1])})"
             if self._parsed and not force_fetch:
                 # Max age passed and SSM failed: the secrets read before keep verifying (a forgery still
                 # fails against them). Failing closed here would turn an SSM outage into lost deliveries.

@@ -19,13 +19,30 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from devkit.github import DEV_SECRET
+from handler.aws import clients
 from handler.aws.clients import MAX_ATTEMPTS
 from tests import fakes
 from tests.conftest import SECRET_PARAMETER, Pipeline, Send, put_secret, signed
 from tests.security.support import Fault, assert_documented, client_error
+from tests.test_secret_store import Throttle
 
 GENERIC_SECRET_ANSWER = {"error": "secret_unavailable", "message": "webhook secret is unavailable"}
 REFRESH_INTERVAL = 30  # after a failed read, the SSM store fails fast for this long
+
+
+@pytest.fixture(autouse=True)
+def backoff_on_the_budget_clock(monkeypatch: pytest.MonkeyPatch, budget_clock: fakes.Clock) -> list[float]:
+    """Retries wait on the budget's clock (a throttle is retried until the budget runs out), with the
+    longest back-off botocore can draw."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        budget_clock.advance(seconds)
+
+    monkeypatch.setattr(clients, "sleep", wait)
+    monkeypatch.setattr(clients, "draw", lambda: 1.0)
+    return waits
 
 
 def _record_item(status: str) -> dict[str, Any]:
@@ -56,6 +73,7 @@ class FaultCase:
     record: str | None = None  # idempotency record left: None, or its status (never COMPLETED on failure)
     redelivery: str = "accepted"  # what GitHub's redelivery (same id) gets once the fault is gone
     attempts: int | None = None  # calls the fault saw: botocore's bounded retries for a timeout
+    throttled: bool = False  # retried past MAX_ATTEMPTS, each attempt only while it fits the budget
     restore: Callable[[], None] = field(default=lambda: None)
 
 
@@ -67,6 +85,11 @@ def on_the_wire(service: str, operation: str, error: type[Exception]) -> Callabl
     """The request is built and signed, then the connection fails: botocore retries, then gives up."""
     endpoint = f"https://{service}.us-east-1.amazonaws.com/"
     return lambda: [Fault("before-send", service, operation, error(endpoint_url=endpoint))]
+
+
+def throttled(service: str, operation: str) -> Callable[[], list[Fault]]:
+    """Every attempt throttled on the wire, so that the retries run: until the budget has no room left."""
+    return lambda: [Throttle(service, operation)]  # type: ignore[list-item]
 
 
 def missing_parameter() -> list[Fault]:
@@ -87,6 +110,7 @@ def archive_and_delete_fail() -> list[Fault]:
 
 SSM = [
     FaultCase("ssm_throttled", api_error("ssm", "GetParameter", "ThrottlingException"), 503, "secret_unavailable"),
+    FaultCase("ssm_throttled_throughout", throttled("ssm", "GetParameter"), 503, "secret_unavailable", throttled=True),
     FaultCase(
         "ssm_access_denied", api_error("ssm", "GetParameter", "AccessDeniedException"), 503, "secret_unavailable"
     ),
@@ -153,6 +177,15 @@ EVENTBRIDGE = [
         archived=1,
     ),
     FaultCase(
+        "eventbridge_throttled_throughout",
+        throttled("events", "PutEvents"),
+        503,
+        "forward_failed",
+        "PutEvents failed (ThrottlingException)",
+        archived=1,
+        throttled=True,
+    ),
+    FaultCase(
         "eventbridge_read_timeout",
         on_the_wire("events", "PutEvents", ReadTimeoutError),
         503,
@@ -185,6 +218,14 @@ DYNAMODB = [
         503,
         "deduplication_unavailable",
         "ProvisionedThroughputExceededException",
+    ),
+    FaultCase(
+        "dynamodb_throttled_throughout",
+        throttled("dynamodb", "PutItem"),
+        503,
+        "deduplication_unavailable",
+        "ProvisionedThroughputExceededException",
+        throttled=True,
     ),
     FaultCase(
         "dynamodb_read_timeout",
@@ -263,6 +304,14 @@ S3 = [
         "S3 PutObject failed (AccessDenied)",
     ),
     FaultCase(
+        "s3_throttled_throughout",
+        throttled("s3", "PutObject"),
+        503,
+        "archive_failed",
+        "S3 PutObject failed (SlowDown)",
+        throttled=True,
+    ),
+    FaultCase(
         "s3_read_timeout",
         on_the_wire("s3", "PutObject", ReadTimeoutError),
         503,
@@ -318,6 +367,10 @@ def test_fault_gives_the_documented_answer_hands_off_nothing_false_and_recovers(
         assert case.message in answer.body["message"]
     if case.attempts is not None:
         assert [fault.calls for fault in faults] == [case.attempts]
+    elif case.throttled:
+        [fault] = faults
+        assert fault.calls > MAX_ATTEMPTS
+        assert min(fault.seen) >= clients.attempt_seconds(fault.service)  # every attempt fitted the budget
     else:
         assert all(fault.calls >= 1 for fault in faults)
 
@@ -348,3 +401,27 @@ def test_fault_gives_the_documented_answer_hands_off_nothing_false_and_recovers(
     assert event["detail"]["archive_location"]["key"] in pipeline.archived()
     assert send(body, headers).body == {"status": "duplicate", "delivery_id": delivery_id}
     assert pipeline.forwarded() == []
+
+
+THROTTLED = [("ssm", "GetParameter"), ("dynamodb", "PutItem"), ("s3", "PutObject"), ("events", "PutEvents")]
+
+
+@pytest.mark.parametrize(("service", "operation"), THROTTLED, ids=[service for service, _ in THROTTLED])
+def test_a_burst_throttled_twice_is_retried_and_accepted(
+    service: str,
+    operation: str,
+    send: Send,
+    pipeline: Pipeline,
+    ssm_secret: str,
+    backoff_on_the_budget_clock: list[float],
+) -> None:
+    """Throttled twice at a burst (the longest back-off drawn both times), then AWS answers: the delivery
+    is accepted and recorded once. With one retry, as other errors get, it was a 503."""
+    throttle = Throttle(service, operation, times=2)
+    body, headers = signed("push")
+    assert send(body, headers).body == {"status": "accepted", "delivery_id": headers["x-github-delivery"]}
+    assert throttle.calls == 2
+    assert backoff_on_the_budget_clock == [1.0, 2.0]
+    [event] = pipeline.forwarded()
+    assert event["detail"]["archive_location"]["key"] in pipeline.archived()
+    assert _statuses(pipeline) == ["COMPLETED"]

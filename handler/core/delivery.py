@@ -139,8 +139,13 @@ def _display(name: str) -> str:
     return "-".join("GitHub" if part == "github" else part.capitalize() for part in name.split("-"))
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def form_payload(body: bytes) -> str:
-    """The JSON text in the ``payload`` field of a form-encoded body."""
+    """The JSON text in the ``payload`` field of a form-encoded body (a leading UTF-8 BOM ignored,
+    as for a JSON body)."""
+    body = body.removeprefix(BOM)
     try:
         # A form body is ASCII; the percent-escapes inside it are UTF-8.
         fields = parse_qs(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from handler.core.delivery import Delivery
+from handler.core.delivery import BOM, Delivery
 
 SOURCE = "github.com"
 
@@ -66,5 +66,5 @@ def entry_size(detail_type: str, detail_json: str) -> int:
 def payload_json(delivery: Delivery) -> bytes:
     """The payload as JSON bytes: the body itself, or the ``payload`` field of a form body."""
     if delivery.form_json is None:
-        return delivery.body
+        return delivery.body.removeprefix(BOM)  # strict parsers refuse a BOM: the object holds the JSON text
     return delivery.form_json.encode()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from handler.core import envelope
 from handler.core.archive import archive_key, archived_metadata, object_content_type
 from handler.core.budget import Budget
-from handler.core.delivery import Delivery
+from handler.core.delivery import BOM, Delivery
 from handler.core.envelope import Location
 from handler.core.outcomes import ForwardFailed, MalformedPayload
 from handler.core.ports import Archive, PayloadStore, Target, Telemetry
@@ -80,7 +80,9 @@ class Handoff:
                 return _Entry(inline)
         payload_bucket = self.payloads.bucket if self.payloads is not None else None
         # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.
-        if archived is not None and delivery.form_json is None and archived.bucket == payload_bucket:
+        # (Not with a BOM: the archive keeps the exact bytes, the claim check must be plain JSON.)
+        plain_json = delivery.form_json is None and not delivery.body.startswith(BOM)
+        if archived is not None and plain_json and archived.bucket == payload_bucket:
             return _Entry(envelope.detail(delivery, payload_location=archived, archive_location=archived))
         if payload_bucket is None:
             raise ForwardFailed("payload exceeds the EventBridge entry limit and no PAYLOAD_BUCKET is configured")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devkit.github import sample_payload
+from devkit.github import encode_body, github_headers, sample_payload
 from handler.core import envelope
 from handler.core import headers as h
 from handler.core.archive import archive_key, parse_key
@@ -309,3 +309,22 @@ def test_forward_resends_with_the_archive_location_and_needs_a_target() -> None:
     assert setup.archive.objects == []  # already archived: not written again
     with pytest.raises(ForwardFailed, match="no event bus"):
         Setup(targets=0).handoff.forward(delivered, archived, NOW)
+
+
+def test_a_claim_check_object_for_a_body_with_a_bom_is_the_json_text_without_it() -> None:
+    """The archive keeps the exact bytes; consumers' strict parsers refuse a BOM in the claim check."""
+    setup = Setup(max_entry_bytes=1024)
+    body = b"\xef\xbb\xbf" + encode_body(sample_payload("push"))
+    delivered = parse_delivery(github_headers("push", body), body)
+    setup.deliver(delivered, github_headers("push", body))
+    location = setup.detail["payload_location"]
+    assert location != setup.detail["archive_location"]  # not the archive object, which starts with the BOM
+    stored = setup.payloads.payloads[location["key"]]
+    assert not stored.startswith(b"\xef\xbb\xbf")
+    assert json.loads(stored) == sample_payload("push")
+
+
+def test_json_and_form_bodies_are_treated_alike_for_a_bom() -> None:
+    for form in (False, True):
+        body = b"\xef\xbb\xbf" + encode_body(sample_payload("ping"), form=form)
+        assert parse_delivery(github_headers("ping", body, form=form), body).payload == sample_payload("ping")

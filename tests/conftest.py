@@ -26,6 +26,7 @@ from devkit.apigw import LambdaContext, http_api_event
 from devkit.aws_resources import Names, connect, provision
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler import app as app_module
+from handler.aws import clients
 from handler.aws.ssm import SsmSecrets
 from handler.core.receiver import Receiver
 from handler.core.settings import DEFAULT_SERVICE_NAME
@@ -83,6 +84,21 @@ def budget_clock(monkeypatch: pytest.MonkeyPatch) -> fakes.Clock:
     clock = fakes.Clock(1000.0)
     monkeypatch.setattr(app_module, "Receiver", functools.partial(Receiver, monotonic=clock))
     return clock
+
+
+@pytest.fixture
+def backoff(monkeypatch: pytest.MonkeyPatch, budget_clock: fakes.Clock) -> list[float]:
+    """Every back-off of a retry, waited on the budget's clock (no real sleep), with the longest jitter
+    botocore can draw (full jitter's 1.0: 1 s, 2 s, 4 s...), the worst case for fitting in the budget."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        budget_clock.advance(seconds)
+
+    monkeypatch.setattr(clients, "sleep", wait)
+    monkeypatch.setattr(clients, "draw", lambda: 1.0)
+    return waits
 
 
 class _CurrentStdout:

@@ -337,21 +337,6 @@ def throttle(service: str, operation: str, times: float = math.inf, **headers: s
 
 
 @pytest.fixture
-def backoff(monkeypatch: pytest.MonkeyPatch, budget_clock: fakes.Clock) -> list[float]:
-    """Every back-off, waited on the budget's clock (no real sleep), with the longest jitter botocore can
-    draw (full jitter's 1.0: 1 s, 2 s, 4 s...), the worst case for fitting in the budget."""
-    waits: list[float] = []
-
-    def wait(seconds: float) -> None:
-        waits.append(seconds)
-        budget_clock.advance(seconds)
-
-    monkeypatch.setattr(clients, "sleep", wait)
-    monkeypatch.setattr(clients, "draw", lambda: 1.0)
-    return waits
-
-
-@pytest.fixture
 def ssm_room() -> float:
     """What the budget leaves for throttled reads of the secret: the rest is kept for the hand-off."""
     return DEFAULT_TIME_BUDGET_SECONDS - clients.SSM_LEAVES_SECONDS

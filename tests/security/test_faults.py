@@ -31,18 +31,10 @@ REFRESH_INTERVAL = 30  # after a failed read, the SSM store fails fast for this 
 
 
 @pytest.fixture(autouse=True)
-def backoff_on_the_budget_clock(monkeypatch: pytest.MonkeyPatch, budget_clock: fakes.Clock) -> list[float]:
-    """Retries wait on the budget's clock (a throttle is retried until the budget runs out), with the
-    longest back-off botocore can draw."""
-    waits: list[float] = []
-
-    def wait(seconds: float) -> None:
-        waits.append(seconds)
-        budget_clock.advance(seconds)
-
-    monkeypatch.setattr(clients, "sleep", wait)
-    monkeypatch.setattr(clients, "draw", lambda: 1.0)
-    return waits
+def backoff_on_the_budget_clock(backoff: list[float]) -> list[float]:
+    """Every test here: retries wait on the budget's clock (a throttle is retried until the budget runs
+    out), with the longest back-off botocore can draw (conftest's ``backoff``)."""
+    return backoff
 
 
 def _record_item(status: str) -> dict[str, Any]:

@@ -113,6 +113,25 @@ def test_form_delivery_over_the_limit_is_claim_checked_as_encrypted_json(
     assert json.loads(stored["Body"].read()) == sample_payload("push")
 
 
+def test_a_claim_check_for_a_payload_that_repeats_a_key_carries_what_was_routed(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first-key-wins consumer of the claim check must not read `opened` where the receiver routed `closed`."""
+    monkeypatch.setenv("EVENT_MAX_ENTRY_BYTES", "2048")
+    text = json.dumps({**sample_payload("pull_request"), "action": "closed"}, separators=(",", ":")).encode()
+    body, headers = signed("pull_request", payload=b'{"action":"opened",' + text.removeprefix(b"{"))
+    assert invoke(http_api_event(body, headers)).status == 202
+    [forwarded] = pipeline.forwarded()
+    detail = forwarded["detail"]
+    assert detail["action"] == "closed"
+    location = detail["payload_location"]
+    assert location != detail["archive_location"]
+    claim_check = pipeline.object(location["bucket"], location["key"])["Body"].read()
+    first_key_wins = json.loads(claim_check, object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+    assert first_key_wins["action"] == "closed"
+    assert pipeline.object(BUCKET, detail["archive_location"]["key"])["Body"].read() == body
+
+
 def test_archive_holds_the_exact_body_and_headers_but_no_signature(send: Send, pipeline: Pipeline) -> None:
     body, headers = signed("pull_request", form=True)
     assert send(body, headers).status == 202

@@ -204,6 +204,33 @@ def _finite_float(token: str) -> float:
     return value
 
 
+def has_duplicate_keys(text: bytes | str) -> bool:
+    """Whether any object in ``text`` (a payload already accepted by :func:`parse_delivery`) repeats a key.
+
+    Python keeps the last value of a repeated key; other parsers keep the first or refuse the text. The
+    entry carries the payload as parsed, so this only matters where a consumer reads the JSON text itself
+    (the claim check). GitHub never repeats a key: this is a second pass, made only for such payloads.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
+    try:
+        json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey:
+        return True
+    return False
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey()
+    return document
+
+
 def _has_lone_surrogate(payload: dict[str, Any]) -> bool:
     try:
         json.dumps(payload, ensure_ascii=False).encode("utf-8")

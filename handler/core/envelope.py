@@ -68,3 +68,8 @@ def payload_json(delivery: Delivery) -> bytes:
     if delivery.form_json is None:
         return delivery.body.removeprefix(BOM)  # strict parsers refuse a BOM: the object holds the JSON text
     return delivery.form_json.encode()
+
+
+def parsed_payload_json(delivery: Delivery) -> bytes:
+    """The payload as the receiver parsed it, as compact JSON (where the text itself would mislead)."""
+    return json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()

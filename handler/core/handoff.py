@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from handler.core import envelope
 from handler.core.archive import archive_key, archived_metadata, object_content_type
 from handler.core.budget import Budget
-from handler.core.delivery import BOM, Delivery
+from handler.core.delivery import BOM, Delivery, has_duplicate_keys
 from handler.core.envelope import Location
 from handler.core.outcomes import ForwardFailed, MalformedPayload
 from handler.core.ports import Archive, PayloadStore, Target, Telemetry
@@ -79,9 +79,19 @@ class Handoff:
             if envelope.entry_size(delivery.event, inline) + envelope.ENVELOPE_BYTES < self.max_entry_bytes:
                 return _Entry(inline)
         payload_bucket = self.payloads.bucket if self.payloads is not None else None
+        text = envelope.payload_json(delivery)
+        # A consumer parses the claim check itself. If a key repeats, its parser may keep the first value
+        # where ours kept the last (`closed` routed here, `opened` there): it gets the payload as parsed.
+        as_parsed = has_duplicate_keys(text)
+        if as_parsed:
+            self._warn("payload repeats a key: the claim check holds the payload as parsed")
+            try:
+                text = envelope.parsed_payload_json(delivery)
+            except RecursionError:
+                raise MalformedPayload("payload nests too deeply to forward") from None
         # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.
         # (Not with a BOM: the archive keeps the exact bytes, the claim check must be plain JSON.)
-        plain_json = delivery.form_json is None and not delivery.body.startswith(BOM)
+        plain_json = delivery.form_json is None and not delivery.body.startswith(BOM) and not as_parsed
         if archived is not None and plain_json and archived.bucket == payload_bucket:
             return _Entry(envelope.detail(delivery, payload_location=archived, archive_location=archived))
         if payload_bucket is None:
@@ -89,19 +99,23 @@ class Handoff:
         stem = archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0]
         location = Location(payload_bucket, f"payloads/{stem}.json")
         detail = envelope.detail(delivery, payload_location=location, archive_location=archived)
-        return _Entry(detail, claim_check=location)
+        return _Entry(detail, claim_check=location, claim_check_body=text)
 
     def _send(self, delivery: Delivery, entry: _Entry, budget: Budget | None) -> None:
         if entry.claim_check is not None and self.payloads is not None:
             if budget is not None:
                 budget.check("claim check")
             with self._span("claim_check"):
-                self.payloads.put(entry.claim_check.key, envelope.payload_json(delivery))
+                self.payloads.put(entry.claim_check.key, entry.claim_check_body)
         for target in self.targets:
             if budget is not None:
                 budget.check("forward")
             with self._span(target.name):
                 target.put(delivery.event, entry.detail)
+
+    def _warn(self, message: str) -> None:
+        if self._telemetry is not None:
+            self._telemetry.log("warning", message, metrics=["PayloadDuplicateKeys"])
 
     def _span(self, name: str) -> AbstractContextManager[None]:
         return self._telemetry.span(name) if self._telemetry is not None else nullcontext()
@@ -113,3 +127,4 @@ class _Entry:
 
     detail: str
     claim_check: Location | None = None
+    claim_check_body: bytes = b""

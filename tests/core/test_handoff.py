@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -328,3 +329,55 @@ def test_json_and_form_bodies_are_treated_alike_for_a_bom() -> None:
     for form in (False, True):
         body = b"\xef\xbb\xbf" + encode_body(sample_payload("ping"), form=form)
         assert parse_delivery(github_headers("ping", body, form=form), body).payload == sample_payload("ping")
+
+
+# --- a payload that repeats a key: consumers of the claim check read what was routed ---------------
+
+
+def _first_key_wins(text: bytes) -> dict[str, Any]:
+    """How some consumers' parsers read a repeated key (Python's keeps the last)."""
+    return json.loads(text, object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+
+
+def _repeated_action(*, form: bool) -> tuple[Delivery, dict[str, str]]:
+    """A signed pull_request body whose first `action` says opened and whose last says closed."""
+    text = encode_body({**sample_payload("pull_request"), "action": "closed"})
+    text = b'{"action":"opened",' + text.removeprefix(b"{")
+    body = urlencode({"payload": text.decode()}).encode() if form else text
+    headers = github_headers("pull_request", body, form=form)
+    return parse_delivery(headers, body), headers
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+def test_a_claim_check_for_a_payload_that_repeats_a_key_is_the_payload_as_routed(form: bool) -> None:
+    delivered, headers = _repeated_action(form=form)
+    assert delivered.action == "closed"  # what the receiver routes on
+    setup = Setup(max_entry_bytes=1024)
+    setup.deliver(delivered, headers)
+    [stored] = setup.archive.objects
+    assert stored.body == delivered.body  # the archive keeps the exact bytes
+    location = setup.detail["payload_location"]
+    assert location["key"].startswith("payloads/")  # never the archive object, whose text says opened
+    claim_check = setup.payloads.payloads[location["key"]]
+    assert _first_key_wins(claim_check)["action"] == "closed"
+    assert claim_check.count(b'"action"') == 1
+    [warning] = [line for line in setup.telemetry.lines if "PayloadDuplicateKeys" in line.metrics]
+    assert warning.level == "warning"
+
+
+def test_an_inline_payload_that_repeats_a_key_is_forwarded_as_routed() -> None:
+    delivered, headers = _repeated_action(form=False)
+    setup = Setup()
+    setup.deliver(delivered, headers)
+    assert setup.detail["action"] == setup.detail["payload"]["action"] == "closed"
+    assert not [line for line in setup.telemetry.lines if "PayloadDuplicateKeys" in line.metrics]
+
+
+def test_a_claim_checked_payload_without_a_repeated_key_still_points_at_the_archive_object() -> None:
+    """The second pass changes nothing for the payloads GitHub sends."""
+    for event in EVENTS:
+        setup = Setup(max_entry_bytes=1024)
+        delivered, headers = verified(event)
+        setup.deliver(delivered, headers)
+        if "payload_location" in setup.detail:
+            assert setup.detail["payload_location"] == setup.detail["archive_location"], event

@@ -313,6 +313,7 @@ class Telemetry:
         *,
         metrics: Sequence[str] = (),
         dimensions: Mapping[str, str] | None = None,
+        **fields: Any,
     ) -> None:
         self.errors.append(f"{message}: {type(exc).__name__}: {exc}")
 

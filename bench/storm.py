@@ -190,11 +190,11 @@ def _container_init() -> list[float]:
     """A container's init, done once here and inherited by every container forked from this process
     (imports, clients, botocore's and Powertools' first-use work). Returns the list each container's
     GetParameter attempts are timed into."""
-    from handler import app
+    from handler import wiring
     from handler.aws.clients import client
 
     with _quiet():
-        app.forget_container_state()
+        wiring.forget_container_state()
         _warm_up()
     attempts: list[float] = []
     client("ssm").meta.events.register("before-send.ssm.GetParameter", lambda **_: attempts.append(time.monotonic()))
@@ -206,16 +206,16 @@ def _warm_up() -> None:
     the receiver is built again, without a secret. Every container does it before the start too, so that
     the pages it writes are copied from the parent then, rather than by all containers at the start."""
     from devkit.apigw import LambdaContext
-    from handler import app
+    from handler import app, wiring
     from handler.aws.clients import client
 
     os.environ["WEBHOOK_SECRET_PARAMETER"] = WARM_PARAMETER
-    app.receiver.cache_clear()
+    wiring.receiver.cache_clear()
     warm = app.handler(signed_event(), LambdaContext())
     os.environ["WEBHOOK_SECRET_PARAMETER"] = SECRET_PARAMETER
     for service in ("ssm", "events"):
         client(service).close()
-    app.receiver.cache_clear()
+    wiring.receiver.cache_clear()
     unsigned = app.handler(_unsigned(), LambdaContext())  # refused before the secret is read
     assert (warm["statusCode"], unsigned["statusCode"]) == (202, 401), (warm, unsigned)
 

@@ -5,7 +5,7 @@ A logging formatter installed on the receiver's Powertools log handler, for ``se
 Powertools would have written: the record's own fields (``extra``: ``status``, ``error``,
 ``detail``, ...) and the keys bound to the logger (``delivery_id``, ``event``, ``action``,
 ``repository``), read through the Powertools formatter it wraps. :class:`EveryRequest` adds a line
-for a request the receiver never logged (a 404, a 405). Columns have fixed widths (ids shortened here)::
+for a request nothing else logged (a crash before any line). Columns have fixed widths (ids shortened here)::
 
     13:25:15  202  push                          0f6c1d2e-…  octo-org/hello                archived, on the bus
     13:25:16  202  push                          same-id     octo-org/hello                duplicate: handed off …
@@ -36,12 +36,15 @@ from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
 from handler.core import outcomes
 from handler.core.delivery import claimed_ids
 
-# What the receiver logs for a delivery (handler/core/receiver.py); any other line is rendered generically.
+# What the receiver logs for a delivery (handler/core/receiver.py) and what an outcome's line says
+# (handler/core/report.py); any other line is rendered generically.
 ACCEPTED = "delivery accepted"
 UNRECORDED = "delivery accepted but not recorded as done"
 DUPLICATE = "delivery duplicate"
-REJECTED = "delivery rejected"
-NOT_ACCEPTED = "delivery not accepted"
+REJECTED = outcomes.Rejected.summary
+NOT_ACCEPTED = outcomes.Unavailable.summary
+NOT_CONFIGURED = outcomes.ConfigurationError.summary
+REQUEST_REJECTED = outcomes.NotFound.summary  # the framework's 404 and 405, with the method and path
 
 _RESET, _DIM, _RED, _GREEN, _YELLOW, _CYAN = "\x1b[0m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"
 # Attributes every LogRecord has: anything else on a record came from `extra`.
@@ -50,8 +53,8 @@ _STANDARD = {*logging.makeLogRecord({}).__dict__, "message", "asctime"}
 _EVENT_WIDTH = 28  # "pull_request.ready_for_review" is cut, "pull_request.synchronize" is not
 _ID_WIDTH = 36  # a GUID, as GitHub's delivery ids are
 _REPOSITORY_WIDTH = 28
-# A request that made no delivery line (the framework's 404 and 405, a failure before the receiver
-# ran): logged by EveryRequest once answered, so that the window shows every request.
+# A request that made no line of its own (a crash before any was written): logged by EveryRequest
+# once answered, so that the window shows every request.
 REQUEST = "request answered"
 _PATH_MAX_CHARS = 200
 # Set by EveryRequest for the request being handled; a delivery line rendered for it marks it shown.
@@ -169,11 +172,15 @@ class ConsoleFormatter(BasePowertoolsFormatter):
         elif message == REJECTED:
             code = _clean(keys.get("error") or "rejected")
             status, colour, outcome = self._status.get(code, 400), _YELLOW, f"refused: {code}"
-        elif message == NOT_ACCEPTED:
+        elif message in (NOT_ACCEPTED, NOT_CONFIGURED):
             code = _clean(keys.get("error") or "unavailable")
             detail = _clean(keys["detail"]) if keys.get("detail") else None
             status, colour = self._status.get(code, 503), _RED
             outcome = f"not accepted ({code}): {detail}" if detail else f"not accepted ({code})"
+        elif message == REQUEST_REJECTED:
+            code = _clean(keys.get("error") or "rejected")
+            request = _clean(f"{keys.get('method')} {keys.get('path')}")
+            status, colour, outcome = self._status.get(code, 400), _YELLOW, f"refused: {code} ({request})"
         elif message == REQUEST:
             status, code = keys["answer"], _clean(keys.get("error") or "-")
             request = _clean(f"{keys['method']} {keys['path']}")
@@ -254,7 +261,7 @@ def installed(
 
 class EveryRequest:
     """ASGI middleware for serve: a line for each request that made no delivery line of its own
-    (the framework's 404 and 405, a failure before the receiver ran), with its status and error code."""
+    (a crash before any was written), with its status and error code."""
 
     def __init__(self, app: Any, logger: Any) -> None:
         self.app = app

@@ -49,12 +49,12 @@ def invoke(event: dict[str, Any], *, env: dict[str, str]) -> dict[str, Any]:
     The response alone goes to stdout, as with sam: logs and EMF metrics go to stderr.
     """
     from devkit.apigw import LambdaContext
-    from handler import app
+    from handler import app, wiring
 
     saved = dict(os.environ)
     os.environ.update(env)
-    app.forget_container_state()  # a new container: settings, telemetry and clients from ``env``
-    handler = app.telemetry().logger.registered_handler
+    wiring.forget_container_state()  # a new container: settings, telemetry and clients from ``env``
+    handler = wiring.telemetry().logger.registered_handler
     previous = handler.setStream(sys.stderr)
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -63,4 +63,4 @@ def invoke(event: dict[str, Any], *, env: dict[str, str]) -> dict[str, Any]:
         handler.setStream(previous)
         os.environ.clear()
         os.environ.update(saved)
-        app.forget_container_state()
+        wiring.forget_container_state()

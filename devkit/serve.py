@@ -145,7 +145,8 @@ def serve(host: str, port: int, *, secret: str | None, emulator: bool, json_logs
     # Where the secret came from (its value only when it is the public one): a 401 is then easy to explain.
     print(f"secret: {origin}", file=sys.stderr)
     from devkit import console
-    from handler.app import app, telemetry
+    from handler.route import app
+    from handler.wiring import telemetry
 
     # The receiver's logger, named by the environment just set (it is built once, here).
     logger = telemetry().logger

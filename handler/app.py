@@ -1,10 +1,9 @@
-"""The edge and the wiring: the FastAPI app, the Lambda handler that feeds it API Gateway HTTP API
-events, and the one place the core is connected to its AWS adapters.
+"""The Lambda entry point: API Gateway HTTP API (payload format 2.0) events, through Mangum, to the
+HTTP route. ``handler.app.handler`` in template.yaml.
 
-``from handler.app import app, handler``: ``app`` is a plain ASGI app (uvicorn, tests);
-``handler`` is the Lambda entry point (``handler.app.handler`` in template.yaml). Nothing here
-reads configuration at import: settings, telemetry and the receiver are built per container, on
-the first request.
+``from handler.app import handler``. The ASGI app itself is :mod:`handler.route`'s (re-exported here
+as ``app``), and what it is wired to, per container, is :mod:`handler.wiring`'s. An event Mangum
+cannot carry is reported (:func:`handler.core.report.report`) and answered here, in the same JSON shape.
 """
 
 from __future__ import annotations
@@ -13,195 +12,20 @@ import asyncio
 import binascii
 import gc
 import json
-from collections.abc import Callable, Mapping
-from functools import cache
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
-from snapshot_restore_py import register_after_restore, register_before_snapshot
-from starlette.exceptions import HTTPException
 
-from handler import listeners
-from handler.aws import pipeline
-from handler.aws.clients import client
-from handler.aws.ssm import SsmSecrets
 from handler.aws.telemetry import PowertoolsTelemetry
 from handler.core import outcomes
-from handler.core.outcomes import Outcome
-from handler.core.ports import Secrets
-from handler.core.receiver import Receiver
-from handler.core.secrets import StaticSecrets
-from handler.core.settings import Settings, TelemetrySettings
+from handler.core.report import report
+from handler.route import app
+from handler.wiring import telemetry
 
-
-@cache
-def telemetry() -> PowertoolsTelemetry:
-    """Logs, metrics and traces for this container, named by its environment."""
-    return PowertoolsTelemetry(TelemetrySettings.from_env())
-
-
-@cache
-def receiver() -> Receiver:
-    """Built once per container, on the first request (configuration errors become 503s, and are
-    tried again on the next request)."""
-    settings = Settings.from_env()
-    events = telemetry()
-    return Receiver(
-        settings,
-        _secrets(settings, events),
-        telemetry=events,
-        handoff=pipeline.handoff(settings, events),
-        once=pipeline.deduplicator(settings),
-        replays=pipeline.replays(settings),
-        router=listeners.router,
-    )
-
-
-def _secrets(settings: Settings, events: PowertoolsTelemetry) -> Secrets:
-    if settings.secret_parameter:
-        return SsmSecrets(
-            settings.secret_parameter,
-            max_age=settings.secret_max_age,
-            refresh_interval=settings.secret_refresh_interval,
-            telemetry=events,
-        )
-    return StaticSecrets(settings.secrets)
-
-
-@register_before_snapshot
-@register_after_restore
-def forget_container_state() -> None:
-    """A new container's start: no secret, cached settings or AWS client (credentials, connections)
-    goes into a SnapStart snapshot or survives a restore; the first request builds them afresh.
-    (Also how `webhook invoke` and the tests start each run from a given environment.)"""
-    receiver.cache_clear()
-    telemetry.cache_clear()
-    _lambda_entry.cache_clear()
-    client.cache_clear()
-
-
-# redirect_slashes=False: "/webhook/" is not found (JSON 404), not a 307 with an empty body.
-app = FastAPI(title="GitHub webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-_ROUTING_REFUSALS: dict[int, type[Outcome]] = {404: outcomes.NotFound, 405: outcomes.MethodNotAllowed}
-
-
-@app.exception_handler(Outcome)
-async def refusal(request: Request, exc: Outcome) -> Response:
-    """Every outcome the route raises becomes the one error body (the receiver has logged it)."""
-    return error_response(exc)
-
-
-@app.exception_handler(HTTPException)
-async def framework_refusal(request: Request, exc: HTTPException) -> Response:
-    """Starlette's own answers (unknown path, other method) in the same shape, not FastAPI's
-    ``{"detail": ...}``; its headers (``Allow: POST`` on a 405) are kept."""
-    return error_response(_ROUTING_REFUSALS.get(exc.status_code, Outcome)(), headers=exc.headers)
-
-
-@app.post("/webhook")
-async def webhook(request: Request) -> Response:
-    current = _configured_receiver()
-    arrived = current.now()  # its time budget counts from here, whatever it waits for below
-    headers = header_map(request.scope["headers"])
-    # No Pydantic body model: the signature covers the exact bytes GitHub sent.
-    body = await read_body(request, current.max_body_bytes)
-    if body is None:
-        too_large = outcomes.PayloadTooLarge()
-        current.refuse(headers, too_large)
-        raise too_large
-    # API Gateway's requestContext.http.sourceIp (Mangum puts it in the ASGI client), or the peer under uvicorn.
-    source_ip = request.client.host if request.client else None
-    try:
-        if "aws.event" in request.scope:  # Mangum hands the app one event at a time: run in place, as before
-            context = request.scope.get("aws.context")
-            receipt = current.receive(headers, body, source_ip=source_ip, lambda_context=context)
-        else:
-            # uvicorn: the receiver blocks (boto3), so it runs in a worker thread. On the event loop,
-            # concurrent deliveries would wait for each other and outlast their time budgets.
-            from starlette.concurrency import run_in_threadpool
-
-            receipt = await run_in_threadpool(current.receive, headers, body, source_ip=source_ip, arrived=arrived)
-    except Outcome:
-        raise
-    except Exception:  # a bug, logged by the receiver: answered without leaking anything
-        raise Outcome() from None
-    return json_response(202, {"status": receipt.status.value, "delivery_id": receipt.delivery.delivery_id})
-
-
-def _configured_receiver() -> Receiver:
-    try:
-        return receiver()
-    except outcomes.Unavailable as exc:  # invalid configuration
-        telemetry().log(
-            "error",
-            "receiver not configured",
-            metrics=["HandoffFailed"],
-            dimensions={"target": exc.target},
-            error=exc.code,
-            detail=exc.detail,
-        )
-        raise
-    except Exception as exc:  # e.g. no AWS region for a client: still a configuration problem, still JSON
-        telemetry().unexpected(
-            exc, "receiver not configured", metrics=["HandoffFailed"], dimensions={"target": "config"}
-        )
-        raise outcomes.ConfigurationError() from None
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The raw body, or None when it is over ``limit``, without ever holding more than ``limit`` bytes.
-
-    Under uvicorn a declared Content-Length over the limit is refused before any of the body is
-    read, and a body without one (chunked) is read chunk by chunk until it passes the limit. Under
-    Mangum the event already holds the whole body: it goes to the receiver as before, which checks
-    the source, then the size.
-    """
-    if "aws.event" in request.scope:
-        return await request.body()
-    try:
-        declared = int(request.headers.get("content-length", ""))
-    except ValueError:  # absent (the server rejects a malformed one): the stream is bounded below
-        declared = None
-    if declared is not None and declared > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """ASGI headers (names already lower-case, per the ASGI spec) as a plain dict for the core.
-
-    A repeated header is joined with commas, as API Gateway does, so both transports see the same
-    value. One pass here instead of a linear search of the raw list on every lookup.
-    """
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
-    if len(headers) < len(raw):  # a repeated header: rare, so the join is off the common path
-        headers = {}
-        for name, value in raw:
-            key, text = name.decode("latin-1"), value.decode("latin-1")
-            headers[key] = f"{headers[key]},{text}" if key in headers else text
-    return headers
-
-
-def json_response(status: int, content: dict[str, Any]) -> Response:
-    return Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
-
-
-def error_response(exc: Outcome, *, headers: Mapping[str, str] | None = None) -> Response:
-    status, body = outcomes.answer(exc)
-    response = json_response(status, body)
-    if headers:
-        response.headers.update(headers)
-    return response
+__all__ = ["app", "handler"]
 
 
 class _HttpApiV2(HTTPGateway):
@@ -256,14 +80,14 @@ _cold_start = True
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
-    return _lambda_entry()(event, context)
+    return _lambda_entry(telemetry())(event, context)
 
 
-@cache
-def _lambda_entry() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    # Built per container, so that the logger is named by the environment of the moment. log_event
+@lru_cache(maxsize=1)
+def _lambda_entry(events: PowertoolsTelemetry) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    # Per container's telemetry, so that the logger is named by the environment of the moment. log_event
     # stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
-    return telemetry().logger.inject_lambda_context(log_event=False, clear_state=True)(_invoke)
+    return events.logger.inject_lambda_context(log_event=False, clear_state=True)(_invoke)
 
 
 def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -281,18 +105,10 @@ def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _check_event(event)
         return _asgi(event, context)
     except outcomes.InvalidEvent as exc:
-        rejected = exc
+        answer = report(events, exc)
     except Exception as exc:  # Mangum could not turn the event into a request (the app itself never raises)
-        events.unexpected(exc, "could not process the Lambda event")
-        rejected = outcomes.InvalidEvent()
-    events.log(
-        "warning",
-        "invalid Lambda event",
-        metrics=["DeliveryRejected"],
-        dimensions={"reason": rejected.reason},
-        error=rejected.code,
-    )
-    status, body = outcomes.answer(rejected)
+        answer = report(events, outcomes.InvalidEvent(), cause=exc)
+    status, body = answer
     return {
         "statusCode": status,
         "headers": {"content-type": "application/json"},

@@ -26,6 +26,7 @@ from devkit.apigw import LambdaContext, http_api_event
 from devkit.aws_resources import Names, connect, provision
 from devkit.github import DEV_SECRET, encode_body, github_headers, sample_payload
 from handler import app as app_module
+from handler import wiring
 from handler.aws import clients
 from handler.aws.ssm import SsmSecrets
 from handler.core.receiver import Receiver
@@ -58,7 +59,7 @@ SECRET_PARAMETER = "/github-webhook/secret"
 
 def reset_receiver() -> None:
     """Forget the container's state, as a new Lambda container would."""
-    app_module.forget_container_state()
+    wiring.forget_container_state()
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +83,7 @@ def budget_clock(monkeypatch: pytest.MonkeyPatch) -> fakes.Clock:
     only when a test advances it, so no answer here depends on how fast or how loaded the machine is;
     the budget on the real clock is measured in fresh processes by tests/test_answer_time.py."""
     clock = fakes.Clock(1000.0)
-    monkeypatch.setattr(app_module, "Receiver", functools.partial(Receiver, monotonic=clock))
+    monkeypatch.setattr(wiring, "Receiver", functools.partial(Receiver, monotonic=clock))
     return clock
 
 
@@ -162,7 +163,7 @@ def emf_metrics(documents: list[dict[str, Any]]) -> list[tuple[str, dict[str, st
 @pytest.fixture
 def logs() -> Iterator[Logs]:
     captured = Logs()
-    handler = app_module.telemetry().logger.registered_handler
+    handler = wiring.telemetry().logger.registered_handler
     previous = handler.setStream(captured.stream)
     yield captured
     handler.setStream(previous)
@@ -235,7 +236,7 @@ def ssm_clock(monkeypatch: pytest.MonkeyPatch) -> fakes.Clock:
     """The clock the receiver's SSM store measures max age and the refresh interval on: a test
     advances it instead of sleeping (handler.app builds the store with this clock)."""
     clock = fakes.Clock()
-    monkeypatch.setattr(app_module, "SsmSecrets", functools.partial(SsmSecrets, clock=clock))
+    monkeypatch.setattr(wiring, "SsmSecrets", functools.partial(SsmSecrets, clock=clock))
     return clock
 
 

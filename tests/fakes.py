@@ -82,9 +82,10 @@ class Telemetry:
         *,
         metrics: Sequence[str] = (),
         dimensions: Mapping[str, str] | None = None,
+        **fields: Any,
     ) -> None:
         self.errors.append(exc)
-        self.log("error", message, metrics=metrics, dimensions=dimensions, error_type=type(exc).__name__)
+        self.log("error", message, metrics=metrics, dimensions=dimensions, **fields, error_type=type(exc).__name__)
 
     @contextmanager
     def span(self, name: str) -> Iterator[None]:

@@ -191,7 +191,7 @@ def test_invoke_honours_every_variable_of_the_env_vars_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Logs and metrics too are named by the file, not by the environment the tool started in."""
-    from handler import app
+    from handler import app, wiring
 
     env_file = tmp_path / "env.json"
     variables = {
@@ -203,7 +203,7 @@ def test_invoke_honours_every_variable_of_the_env_vars_file(
     event_file = tmp_path / "event.json"
     options = ["--secret", "team-secret", "--delivery-id", "env-vars-0001", "-o", str(event_file)]
     assert main(["event", "push", *options]) == 0
-    app.telemetry()  # a receiver already running in this process, under the defaults
+    wiring.telemetry()  # a receiver already running in this process, under the defaults
     monkeypatch.setattr(app, "_cold_start", True)  # so the ColdStart count (Powertools Metrics) is written too
     capsys.readouterr()
     assert main(["invoke", str(event_file), "--env-vars", str(env_file)]) == 0
@@ -217,7 +217,7 @@ def test_invoke_honours_every_variable_of_the_env_vars_file(
     assert {d["Namespace"] for d in directives} == {"TeamWebhooks"}
     assert {m["Name"] for d in directives for m in d["Metrics"]} == {"ColdStart", "DeliveryAccepted"}
     # ...and only for that run: the next container is named by the environment again.
-    assert app.telemetry().settings.service_name == "github-webhook"
+    assert wiring.telemetry().settings.service_name == "github-webhook"
 
 
 def test_event_samples_regenerates_events_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -329,8 +329,15 @@ def test_app_refuses_a_declared_length_over_the_limit_without_reading_and_logs_i
 
 
 @pytest.mark.parametrize(("method", "path", "status", "error"), ROUTING)
-def test_lambda_answers_unknown_paths_and_methods_in_json(method: str, path: str, status: int, error: str) -> None:
+def test_lambda_answers_unknown_paths_and_methods_in_json_logged_and_counted(
+    method: str, path: str, status: int, error: str, logs: Logs
+) -> None:
     body, headers = signed("ping")
     answer = invoke(http_api_event(body, headers, method=method, path=path))
     assert set(answer.body) == {"error", "message"}
     assert_refusal(answer.status, answer.headers, json.dumps(answer.body).encode(), status, error)
+    # Reported as every other refusal: one line, counted, with the claimed ids and what was asked.
+    [line] = logs.records
+    assert (line["message"], line["level"], line["error"]) == ("request rejected", "WARNING", error)
+    assert (line["method"], line["path"], line["delivery_id"]) == (method, path, headers["x-github-delivery"])
+    assert logs.metrics == [("DeliveryRejected", {"reason": "not_found" if status == 404 else "method"})]

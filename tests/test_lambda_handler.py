@@ -12,7 +12,7 @@ import pytest
 from devkit import events as samples
 from devkit.apigw import http_api_event
 from devkit.github import DEV_SECRET, sample_payload
-from handler import app as app_module
+from handler import wiring
 from tests.conftest import Logs, invoke, reset_receiver, signed
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -119,7 +119,10 @@ def test_event_mangum_cannot_turn_into_a_request_is_400_not_a_crash(damage, logs
     damage(event)
     answer = invoke(event)
     assert (answer.status, answer.body["error"]) == (400, "invalid_event")
-    assert any(line["message"] == "could not process the Lambda event" for line in logs.records)
+    [line] = logs.records  # one line, reported once: the refusal, with the cause's type
+    assert (line["message"], line["level"], line["error"]) == ("invalid Lambda event", "ERROR", "invalid_event")
+    assert line["error_type"]
+    assert logs.metrics == [("DeliveryRejected", {"reason": "malformed"})]
 
 
 MARKER = "payload-marker-5b81e2"  # a value that exists only inside the payload
@@ -133,7 +136,7 @@ def test_log_event_stays_off_even_when_powertools_is_told_to_log_events(
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
     reset_receiver()
     captured = io.StringIO()
-    handler = app_module.telemetry().logger.registered_handler
+    handler = wiring.telemetry().logger.registered_handler
     previous = handler.setStream(captured)
     payload = sample_payload("push") | {"marker": MARKER}
     try:

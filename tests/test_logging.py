@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from devkit.apigw import http_api_event
 from devkit.github import DEV_SECRET, sample_payload
-from handler.app import app, telemetry
+from handler.route import app
+from handler.wiring import telemetry
 from tests.conftest import Logs, Send, invoke, signed
 
 MARKER = "payload-marker-7f3a9c"  # a value that exists only inside the payload

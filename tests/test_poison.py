@@ -11,7 +11,7 @@ import pytest
 
 from devkit.github import github_headers, sample_payload
 from handler.core.archive import ARCHIVED_HEADERS, METADATA_KEY_PREFIX, METADATA_MAX_BYTES, archived_metadata
-from handler.core.receiver import LOG_VALUE_MAX_CHARS
+from handler.core.report import LOG_VALUE_MAX_CHARS
 from tests.conftest import BUCKET, Logs, Pipeline, Send, signed
 
 # Bodies the bus cannot carry as valid JSON. Each is a JSON object that json.loads accepts.

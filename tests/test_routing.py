@@ -3,10 +3,15 @@ receiver: the shipped listeners and the metrics of each delivery's line. (Routin
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from devkit.apigw import http_api_event
 from devkit.github import encode_body, github_headers, sample_payload
+from handler import listeners
 from handler.core.delivery import Delivery, parse_delivery
 from handler.core.routing import Router
 from tests.conftest import Logs, Pipeline, Send, invoke, signed
@@ -15,6 +20,9 @@ from tests.conftest import Logs, Pipeline, Send, invoke, signed
 def delivery(event: str) -> Delivery:
     body = encode_body(sample_payload(event))
     return parse_delivery(github_headers(event, body), body)
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_event_action_and_catch_all_routes_all_match_in_order() -> None:
@@ -90,3 +98,14 @@ def test_metrics_count_accepted_by_event_rejected_by_reason_and_duplicates(
     ]
     # One line per delivery, metrics included.
     assert [line["level"] for line in logs.records] == ["INFO", "INFO", "WARNING", "WARNING"]
+
+
+def test_a_listener_is_tested_without_the_app_it_is_given_what_it_needs() -> None:
+    """Listeners import neither the app nor FastAPI (as gidgethub's Router.dispatch(event, *args))."""
+    probe = "import sys, handler.listeners; print(sorted({'fastapi', 'handler.app', 'boto3'} & set(sys.modules)))"
+    command = [sys.executable, "-c", probe]
+    imported = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert imported.stdout.strip() == "[]"
+    lines: list[tuple[str, str]] = []
+    listeners.router.dispatch(delivery("ping"), lambda level, message, **fields: lines.append((level, message)))
+    assert lines == [("info", "webhook ping")]

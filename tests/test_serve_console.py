@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from devkit import console
 from devkit.cli import main
 from devkit.github import sample_payload
-from handler.app import app, telemetry
+from handler.route import app
+from handler.wiring import telemetry
 from tests.conftest import BUCKET, BUS, Pipeline, reset_receiver, signed
 from tests.test_http_contract import serving
 

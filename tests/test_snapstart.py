@@ -6,7 +6,7 @@ import gc
 
 import snapshot_restore_py
 
-from handler import app
+from handler import wiring
 from handler.aws.clients import client
 from handler.aws.ssm import SsmSecrets
 from tests.conftest import Send, signed
@@ -25,19 +25,19 @@ def live_secret_stores() -> list[SsmSecrets]:
 def test_hooks_are_registered_before_snapshot_and_after_restore() -> None:
     before = [func for func, *_ in snapshot_restore_py.get_before_snapshot()]
     after = [func for func, *_ in snapshot_restore_py.get_after_restore()]
-    assert app.forget_container_state in before
-    assert app.forget_container_state in after
+    assert wiring.forget_container_state in before
+    assert wiring.forget_container_state in after
 
 
 def test_no_secret_or_client_survives_the_snapshot_hooks(send: Send, ssm_secret: str) -> None:
     # A container that has served a request holds the secret and clients...
     assert send(*signed("push")).status == 202
-    assert app.receiver.cache_info().currsize == 1
+    assert wiring.receiver.cache_info().currsize == 1
     assert client.cache_info().currsize >= 1
     assert live_secret_stores()
     # ...and none of it is left once the runtime runs the before-snapshot hooks.
     run_hooks(snapshot_restore_py.get_before_snapshot())
-    assert app.receiver.cache_info().currsize == 0
+    assert wiring.receiver.cache_info().currsize == 0
     assert client.cache_info().currsize == 0
     gc.collect()
     assert live_secret_stores() == []

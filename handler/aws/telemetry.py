@@ -89,12 +89,13 @@ class PowertoolsTelemetry:
         *,
         metrics: Sequence[str] = (),
         dimensions: Mapping[str, str] | None = None,
+        **fields: Any,
     ) -> None:
         """A bug, without its message (which may quote payload text): type and code locations only."""
         frames = [
             f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(exc.__traceback__)
         ]
-        fields = {"error_type": type(exc).__name__, "frames": frames[-8:]}
+        fields |= {"error_type": type(exc).__name__, "frames": frames[-8:]}
         self.log("error", message, metrics=metrics, dimensions=dimensions, **fields)
 
     def count_cold_start(self) -> None:

@@ -2,8 +2,9 @@
 
 An outcome has a stable ``code``, the HTTP ``status`` (the one place statuses are decided, looked up
 along the class hierarchy), a ``message`` for the caller (one line, never the secret, a signature or
-a payload value) and a ``detail`` for the log. :func:`answer` turns one into the JSON body that
-every path (the HTTP app, the Lambda envelope, the framework's own 404/405) sends.
+a payload value), a ``detail`` for the log and the ``summary`` its log line says.
+:func:`answer` turns one into the JSON body that every path (the HTTP app, the Lambda envelope, the
+framework's own 404/405) sends; :func:`handler.core.report.report` also logs and counts it.
 
 >>> answer(MissingHeader("X-GitHub-Event header is missing"))
 (400, {'error': 'missing_header', 'message': 'X-GitHub-Event header is missing'})
@@ -24,6 +25,7 @@ class Outcome(Exception):
     code = "internal_error"
     status = 500
     message = "internal error"
+    summary = "unexpected error"  # the message of its log line
     # Whether the detail may be shown to the caller. Refusals explain themselves; failures before the
     # signature is verified (the secret, the configuration) answer every caller, so they do not.
     detail_is_public = True
@@ -46,6 +48,7 @@ class Rejected(Outcome):
     code = "rejected"
     status = 400
     message = "request rejected"
+    summary = "delivery rejected"
     reason = "malformed"  # the DeliveryRejected metric's dimension
 
 
@@ -133,6 +136,7 @@ class InvalidEvent(Rejected):
 
     code = "invalid_event"
     message = "not an API Gateway HTTP API payload format 2.0 event"
+    summary = "invalid Lambda event"
 
 
 class NotFound(Rejected):
@@ -142,6 +146,7 @@ class NotFound(Rejected):
     status = 404
     reason = "not_found"
     message = "not found: this server answers POST /webhook only"
+    summary = "request rejected"
 
 
 class MethodNotAllowed(Rejected):
@@ -149,6 +154,7 @@ class MethodNotAllowed(Rejected):
     status = 405
     reason = "method"
     message = "method not allowed: /webhook accepts POST only"
+    summary = "request rejected"
 
 
 class Unavailable(Outcome):
@@ -157,6 +163,7 @@ class Unavailable(Outcome):
     code = "unavailable"
     status = 503
     message = "a dependency is unavailable"
+    summary = "delivery not accepted"
     target = "unknown"  # the HandoffFailed metric's dimension: which dependency
 
 
@@ -170,6 +177,7 @@ class SecretUnavailable(Unavailable):
 class ConfigurationError(Unavailable):
     code = "misconfigured"
     message = "receiver configuration is invalid"
+    summary = "receiver not configured"
     target = "config"
     detail_is_public = False
 

@@ -136,8 +136,9 @@ class Telemetry(Protocol):
         *,
         metrics: Sequence[str] = (),
         dimensions: Mapping[str, str] | None = None,
+        **fields: Any,
     ) -> None:
-        """A bug: logged with its type and code locations only (its text may quote a payload)."""
+        """A bug: logged with its type and code locations only (its text may quote a payload), and ``fields``."""
         ...
 
     def span(self, name: str) -> AbstractContextManager[None]: ...

@@ -18,33 +18,16 @@ from handler.core.delivery import Delivery, claimed_ids, parse_delivery
 from handler.core.handoff import Handoff
 from handler.core.outcomes import (
     ForbiddenSource,
+    Outcome,
     PayloadTooLarge,
-    Rejected,
     ReplayedDelivery,
     SignatureMismatch,
     Unavailable,
 )
 from handler.core.ports import Claim, Clock, Once, Replays, Secrets, Status, Telemetry
+from handler.core.report import capped, report
 from handler.core.routing import Router
 from handler.core.settings import Settings
-
-# A signed payload can put hundreds of kilobytes into `action` or `repository.full_name`: no value
-# from a request reaches a log line longer than this.
-LOG_VALUE_MAX_CHARS = 200
-
-
-def capped(value: str | None) -> str | None:
-    """``value`` fit for a log line: at most LOG_VALUE_MAX_CHARS characters (then "…"), and always
-    encodable as UTF-8, so that no value can make a line huge or make the line fail to be written.
-
-    >>> capped("x" * 500) == "x" * 200 + "…", capped("\\ud800")
-    (True, '?')
-    """
-    if value is None:
-        return None
-    if len(value) > LOG_VALUE_MAX_CHARS:
-        value = value[:LOG_VALUE_MAX_CHARS] + "…"
-    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +49,7 @@ class Receiver:
         once: Once | None = None,
         replays: Replays | None = None,
         router: Router | None = None,
+        route_args: tuple[Any, ...] = (),
         clock: Clock = time.time,
         monotonic: Clock = time.monotonic,
     ) -> None:
@@ -76,6 +60,7 @@ class Receiver:
         self._once = once
         self._replays = replays
         self._router = router
+        self._route_args = route_args
         self._clock = clock
         self._monotonic = monotonic
 
@@ -100,7 +85,8 @@ class Receiver:
         ``arrived`` (on :meth:`now`'s clock): the budget counts from then, not from this call (a
         request that waited for a worker thread under uvicorn has less time left).
 
-        Raises :class:`~handler.core.outcomes.Rejected` (a 4xx) or ``Unavailable`` (a 503), logged.
+        Raises :class:`~handler.core.outcomes.Rejected` (a 4xx) or ``Unavailable`` (a 503), already
+        reported (:func:`~handler.core.report.report`): the edge only renders it.
         """
         received_at = self._clock()
         waited = max(0.0, self._monotonic() - arrived) if arrived is not None else 0.0
@@ -114,15 +100,6 @@ class Receiver:
                 return self._receive(headers, body, source_ip, received_at, budget, lambda_context, keys)
             finally:
                 self._telemetry.unbind(*keys)
-
-    def refuse(self, headers: Mapping[str, str], exc: Rejected) -> None:
-        """Log a refusal decided by the edge before :meth:`receive` (an oversized body it did not read)."""
-        keys = claimed_ids(headers)
-        self._telemetry.bind(**keys)
-        try:
-            self._log_rejected(exc)
-        finally:
-            self._telemetry.unbind(*keys)
 
     def _receive(
         self,
@@ -144,39 +121,16 @@ class Receiver:
             keys.update(verified)
             self._telemetry.bind(**verified)
             status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
-        except Rejected as exc:
-            self._log_rejected(exc)
-            raise
-        except Unavailable as exc:
-            self._log_unavailable(exc, "delivery not accepted")
+        except Outcome as exc:
+            report(self._telemetry, exc)
             raise
         except Exception as exc:
-            self._telemetry.unexpected(exc, "unexpected error", metrics=["UnexpectedError"])
+            report(self._telemetry, Outcome(), cause=exc)
             raise
         self._log_outcome(delivery, status)
         if status is not Status.DUPLICATE:
             self._route(delivery)
         return Receipt(Status.ACCEPTED if status is Status.UNRECORDED else status, delivery)
-
-    def _log_rejected(self, exc: Rejected) -> None:
-        self._telemetry.log(
-            "warning",
-            "delivery rejected",
-            metrics=["DeliveryRejected"],
-            dimensions={"reason": exc.reason},
-            error=exc.code,
-        )
-
-    def _log_unavailable(self, exc: Unavailable, message: str) -> None:
-        dimensions = {"target": exc.target}
-        self._telemetry.log(
-            "error",
-            message,
-            metrics=["HandoffFailed"],
-            dimensions=dimensions,
-            error=exc.code,
-            detail=capped(exc.detail),
-        )
 
     def _log_outcome(self, delivery: Delivery, status: Status) -> None:
         """The one line a delivery logs, carrying its metrics (EMF) too."""
@@ -258,7 +212,7 @@ class Receiver:
     def _route(self, delivery: Delivery) -> None:
         if self._router is None:
             return
-        for listener, exc in self._router.dispatch(delivery):
+        for listener, exc in self._router.dispatch(delivery, *self._route_args):
             # The type, not the message: a message may quote payload text.
             name = getattr(listener, "__qualname__", repr(listener))
             self._telemetry.log(

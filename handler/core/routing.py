@@ -2,11 +2,15 @@
 
 >>> router = Router()
 >>> @router.on("pull_request.opened")
-... def greet(delivery): ...
+... def greet(delivery, log): ...
 >>> @router.on("push")
-... def build(delivery): ...
+... def build(delivery, log): ...
 >>> @router.on()  # every event
-... def audit(delivery): ...
+... def audit(delivery, log): ...
+
+A listener is called with the delivery and whatever the caller of :meth:`Router.dispatch` passes
+after it (as gidgethub's ``Router.dispatch(event, *args)``): the receiver passes its ``log``, so a
+listener needs no import of the app and is tested with any function in its place.
 
 Routing runs inside GitHub's 10-second budget, after the hand-off succeeded: keep listeners
 light and put heavy work downstream of the event bus.
@@ -15,12 +19,20 @@ light and put heavy work downstream of the event bus.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from handler.core.delivery import Delivery
 
-# A listener: a function called with each verified delivery that matches its route.
-Listener = Callable[[Delivery], Any]
+
+class Log(Protocol):
+    """What the receiver passes its listeners: a line on its log, at ``level`` (``info``, ``warning``,
+    ``error``), carrying the delivery's keys already."""
+
+    def __call__(self, level: str, message: str, /, **fields: Any) -> None: ...
+
+
+# A listener: a function called with each verified delivery that matches its route, then dispatch's args.
+Listener = Callable[..., Any]
 ANY = "*"
 
 
@@ -48,12 +60,13 @@ class Router:
             keys.append(f"{delivery.event}.{delivery.action}")
         return [func for key in keys for func in self._routes.get(key, ())]
 
-    def dispatch(self, delivery: Delivery) -> list[tuple[Listener, Exception]]:
-        """Run every matching listener; one failing does not stop the others. Returns the failures."""
+    def dispatch(self, delivery: Delivery, *args: Any) -> list[tuple[Listener, Exception]]:
+        """Run every matching listener as ``listener(delivery, *args)``; one failing does not stop the
+        others. Returns the failures."""
         failures = []
         for func in self.listeners_for(delivery):
             try:
-                func(delivery)
+                func(delivery, *args)
             except Exception as exc:
                 failures.append((func, exc))
         return failures

@@ -104,6 +104,7 @@ def build(
             once=once if dedup else None,
             replays=replays if dedup and replay_protection else None,
             router=router,
+            route_args=(telemetry.log,),  # as handler.wiring passes it
             clock=clock,
             monotonic=monotonic,
         ),
@@ -118,5 +119,5 @@ def build(
         monotonic=monotonic,
         router=router,
     )
-    router.add(lambda delivered: world.routed.append(delivered.delivery_id))
+    router.add(lambda delivered, log: world.routed.append(delivered.delivery_id))
     return world

@@ -12,8 +12,9 @@ from devkit.github import encode_body, github_headers, sample_payload
 from handler.core import headers as h
 from handler.core.budget import Budget
 from handler.core.delivery import parse_delivery
-from handler.core.outcomes import ForwardFailed, PayloadTooLarge
-from handler.core.receiver import LOG_VALUE_MAX_CHARS, capped
+from handler.core.outcomes import ForwardFailed
+from handler.core.report import LOG_VALUE_MAX_CHARS, capped
+from handler.core.routing import Log
 from handler.core.source import SourceAllowList
 from tests import fakes
 from tests.core.support import SECRET, World, build, request
@@ -551,16 +552,6 @@ def test_capped_values_are_always_valid_utf8() -> None:
     assert capped("x" * LOG_VALUE_MAX_CHARS) == "x" * LOG_VALUE_MAX_CHARS
 
 
-def test_a_refusal_decided_by_the_edge_is_logged_with_the_claimed_ids() -> None:
-    world = build()
-    _, headers = request()
-    world.receiver.refuse(headers, PayloadTooLarge())
-    [line] = world.telemetry.lines
-    assert (line.message, line.metrics) == ("delivery rejected", ("DeliveryRejected",))
-    assert (line.fields["reason"], line.fields["delivery_id"]) == ("too_large", headers[h.DELIVERY])
-    assert world.telemetry.bound == {}
-
-
 def test_a_hand_off_is_traced_step_by_step() -> None:
     world = build(max_entry_bytes=2048, payload_bucket="payloads")
     assert world.send(*request()) == "accepted"
@@ -575,9 +566,9 @@ def test_listeners_run_after_the_hand_off_and_their_lines_carry_the_delivery_key
     seen: list[tuple[int, int, int]] = []
 
     @world.router.on("pull_request", "opened")
-    def greet(delivery: Any) -> None:
+    def greet(delivery: Any, log: Log) -> None:  # the log the receiver passes: no import of the app
         seen.append(world.handed_off)
-        world.telemetry.log("info", "greeted")
+        log("info", "greeted")
 
     body, headers = request("pull_request")
     assert world.send(body, headers) == "accepted"
@@ -593,11 +584,11 @@ def test_a_failing_listener_is_logged_by_type_and_does_not_stop_the_others_or_ch
     ran: list[str] = []
 
     @world.router.on("push")
-    def explode(delivery: Any) -> None:
+    def explode(delivery: Any, log: Log) -> None:
         raise KeyError("payload-value-never-logged")
 
     @world.router.on("push")
-    def record(delivery: Any) -> None:
+    def record(delivery: Any, log: Log) -> None:
         ran.append(delivery.delivery_id)
 
     body, headers = request()

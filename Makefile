@@ -90,6 +90,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy    # --strict on handler/ (pyproject.toml)
 
 # Infrastructure: SAM's own lint, cfn-lint, checkov, then tests on the transformed template and the build.
 iac: $(IAC_STAMP)
@@ -160,7 +161,7 @@ drill: $(STAMP)
 	$(PY) -m bench.drill
 
 clean:
-	rm -rf $(VENV) $(SMOKE_VENV) $(IAC_VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SMOKE_VENV) $(IAC_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis .aws-sam
 
 # Called by `sam build` (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set. The artifact
 # is handler/ plus requirements.txt's wheels for the Lambda platform: arm64, CPython 3.13.

@@ -12,10 +12,14 @@ table fails only after the hand-off succeeded, the delivery is still accepted: i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from handler.aws.clients import causes, client, error_code
 from handler.core.outcomes import DeduplicationUnavailable, DeliveryConflict, InProgress, OutOfTime, Unavailable
 from handler.core.ports import Deadline, Status
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # A stable key prefix: renaming a function must not forget every delivery id.
 KEY_PREFIX = "github-delivery"
@@ -62,7 +66,8 @@ class Deduplicator:
             IdempotencyAlreadyInProgressError,
         )
 
-        self.config.register_lambda_context(deadline)
+        # Powertools reads only get_remaining_time_in_millis(): a budget outside Lambda (serve) is a Deadline too.
+        self.config.register_lambda_context(cast("LambdaContext", deadline))
         done = []
 
         def recorded_work() -> None:

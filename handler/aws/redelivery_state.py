@@ -64,7 +64,7 @@ class DynamoStateStore:
     def save(self, hook: Hook, state: HookState) -> None:
         loaded = self._loaded.setdefault(hook.spec, {})
         main, shards = encode(hook, state, now=self._clock(), lookback=self._lookback)
-        empty = {"M": {}}
+        empty: dict[str, Any] = {"M": {}}
         changed = {
             key: item for key, item in shards.items() if item["guids"] != (loaded.get(key) or {}).get("guids", empty)
         }

@@ -380,7 +380,7 @@ class _HookRun:
                 self.changed = True
         else:
             verdict = decide(seen, remembered, now=self.clock(), policy=self.policy, pull=self.mode is Mode.PULL)
-        fields = {"hook": self.hook.spec, "guid": guid, "event": newest.event}
+        fields: dict[str, Any] = {"hook": self.hook.spec, "guid": guid, "event": newest.event}
         if verdict is Verdict.SUCCEEDED:
             if remembered is not None:  # recovered: nothing left to remember
                 del self.state.guids[guid]

@@ -388,7 +388,8 @@ def next_link(value: str | None) -> str | None:
     for target, params in _LINK.findall(value or ""):
         for name, rel in _PARAM.findall(params):
             if name.lower() == "rel" and "next" in rel.strip().strip('"').lower().split():
-                return target.strip()
+                link: str = target.strip()
+                return link
     return None
 
 

@@ -7,10 +7,10 @@ or by Mangum in Lambda (:mod:`handler.app`). Every answer other than 202 is an o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -136,7 +136,7 @@ def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 def render(answer: tuple[int, dict[str, Any]], *, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON response for an answer (status and body)."""
     status, content = answer
-    response = Response(json.dumps(content).encode(), status_code=status, media_type="application/json")
+    response = Response(orjson.dumps(content), status_code=status, media_type="application/json")
     if headers:
         response.headers.update(headers)
     return response

@@ -63,7 +63,7 @@ def test_serve_accepts_a_delivery_sent_by_send_and_hands_it_off(
 ) -> None:
     url, errors = server
     assert main(["send", "push", "--url", url, "--delivery-id", "cli-push-0001"]) == 0
-    assert capsys.readouterr().out == 'HTTP 202 {"status": "accepted", "delivery_id": "cli-push-0001"}\n'
+    assert capsys.readouterr().out == 'HTTP 202 {"status":"accepted","delivery_id":"cli-push-0001"}\n'
     deadline = time.monotonic() + 10  # the emulated bus is watched and printed by serve
     while "bus <- push cli-push-0001" not in errors.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -80,8 +80,8 @@ def test_serve_deduplicates_and_rejects_a_wrong_secret(server: tuple[str, Path],
     out = capsys.readouterr().out.splitlines()
     assert json.loads(out[0].removeprefix("HTTP 202 "))["status"] == "accepted"
     assert json.loads(out[1].removeprefix("HTTP 202 "))["status"] == "duplicate"
-    assert out[2].startswith('HTTP 422 {"error": "delivery_conflict"')
-    assert out[3].startswith('HTTP 401 {"error": "signature_mismatch"')
+    assert out[2].startswith('HTTP 422 {"error":"delivery_conflict"')
+    assert out[3].startswith('HTTP 401 {"error":"signature_mismatch"')
 
 
 def test_send_sends_every_github_header(monkeypatch: pytest.MonkeyPatch) -> None:

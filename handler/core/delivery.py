@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+
 from handler.core import headers as h
 from handler.core.outcomes import InvalidHeader, MalformedPayload, MissingHeader, UnsupportedMediaType
 
@@ -162,14 +164,60 @@ def form_payload(body: bytes) -> str:
 def _decode_json(text: bytes | str) -> dict[str, Any]:
     """The payload, if it is a JSON object that can be written back as valid JSON in UTF-8.
 
-    ``json.loads`` alone is too lenient for a payload that must reach EventBridge (whose ``Detail``
-    must be valid JSON) and consumers: it guesses UTF-16/32, lets encoded surrogates through
-    (``surrogatepass``), accepts ``NaN``/``Infinity`` and turns ``1e999`` into infinity, all of which
-    ``json.dumps`` would write back as invalid JSON or fail to encode.
+    orjson refuses by itself what the bus could not carry: invalid UTF-8 (UTF-16/32 and encoded
+    surrogates included), lone surrogate escapes, ``NaN``/``Infinity`` and numbers that overflow a double
+    (``1e999``). It reads an integer beyond 64 bits as a double, though: a body with a run of 19 digits
+    (GitHub's ids are far shorter) goes the exact way instead, :func:`_decode_exactly`. A BOM is ignored,
+    as RFC 8259 allows.
     """
+    if isinstance(text, bytes):
+        text = text.removeprefix(BOM)
+        long_digits = text.translate(_DIGITS_AS_ZERO).find(_LONG_NUMBER) >= 0
+    else:
+        long_digits = _LONG_NUMBER_TEXT.search(text) is not None
+    if long_digits:
+        return _decode_exactly(text)
+    try:
+        payload = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(_why(exc, text)) from None
+    if not isinstance(payload, dict):
+        raise MalformedPayload("payload is not a JSON object")
+    return payload
+
+
+# A run of 19 digits: the shortest integer that may not fit 64 bits (-9223372036854775809). One pass of
+# translate and find costs a tenth of the parse; a regular expression would cost a third.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
+
+
+def _why(exc: orjson.JSONDecodeError, text: bytes | str) -> str:
+    """orjson's reason, in the words the receiver has always answered with."""
+    reason = str(exc)
+    if "UTF-8" in reason:
+        return "payload is not valid UTF-8"
+    if "surrogate" in reason:
+        return "payload has an invalid Unicode escape (a lone surrogate)"
+    at = text[exc.pos : exc.pos + 9]
+    if "infinity" in reason or (at.decode("latin-1") if isinstance(at, bytes) else at).startswith(_NON_FINITE):
+        return "payload has a number JSON cannot carry (NaN, Infinity or out of range)"
+    if "recursion" in reason:
+        return "payload nests too deeply"
+    return "payload is not valid JSON"
+
+
+_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def _decode_exactly(text: bytes | str) -> dict[str, Any]:
+    """The standard library's parser, made as strict as orjson, for the rare payload with a long number:
+    ``json.loads`` guesses UTF-16/32, lets encoded surrogates through, accepts ``NaN``/``Infinity`` and
+    turns ``1e999`` into infinity, all of which would be written back as invalid JSON."""
     try:
         if isinstance(text, bytes):
-            text = text.decode("utf-8-sig")  # strict: no surrogates; a BOM is ignored, as RFC 8259 allows
+            text = text.decode("utf-8")  # strict: no surrogates (the BOM is already gone)
         payload = json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
     except _NonFinite:
         raise MalformedPayload("payload has a number JSON cannot carry (NaN, Infinity or out of range)") from None
@@ -179,8 +227,6 @@ def _decode_json(text: bytes | str) -> dict[str, Any]:
         raise MalformedPayload("payload is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise MalformedPayload("payload is not a JSON object")
-    # Escapes of surrogates are rare (GitHub writes UTF-8): only then is the payload re-encoded to find
-    # a lone one, which no UTF-8 writer can carry.
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(payload):
         raise MalformedPayload("payload has an invalid Unicode escape (a lone surrogate)")
     return payload

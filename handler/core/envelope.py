@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+import orjson
+
 from handler.core.delivery import BOM, Delivery
 
 SOURCE = "github.com"
@@ -49,7 +51,7 @@ def detail(
         document["payload_location"] = payload_location.as_dict()
     else:
         document["payload"] = delivery.payload
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return dumps(document).decode()
 
 
 # What a target receives is the event EventBridge wraps around the entry: version, id, account, time,
@@ -72,4 +74,14 @@ def payload_json(delivery: Delivery) -> bytes:
 
 def parsed_payload_json(delivery: Delivery) -> bytes:
     """The payload as the receiver parsed it, as compact JSON (where the text itself would mislead)."""
-    return json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps(delivery.payload)
+
+
+def dumps(document: Any) -> bytes:
+    """Compact JSON in UTF-8, by orjson (several times faster than ``json``). What orjson will not
+    write, ``json`` does: integers beyond 64 bits (parsed exactly, see ``handler.core.delivery``) and
+    nesting deeper than orjson's 254 levels. Raises RecursionError past ``json``'s own depth."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()

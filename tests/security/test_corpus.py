@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 import pytest
 
 from devkit.apigw import http_api_event
@@ -268,24 +269,21 @@ def test_corpus_hands_off_exactly_the_accepted_cases(pipeline: Pipeline, monkeyp
     reset_receiver()
 
 
-def json_refuses_nesting_from() -> int:
-    """The shallowest ``{"a":{"a":…}}`` nesting that ``json.loads`` refuses here (RecursionError).
-
-    Measured, not assumed, because it depends on the interpreter: on 3.11 json's C parser counts against
-    ``sys.getrecursionlimit()`` (1,000, shared with the Python frames already on the stack), so it
-    refuses at a little under 1,000 levels; 3.12 counts C recursion apart from Python frames and
-    refuses at about 1,500, and 3.13 (the Lambda runtime) at about 10,000.
-    """
+def parser_refuses_nesting_from() -> int:
+    """The shallowest ``{"a":{"a":…}}`` nesting the receiver's parser (orjson) refuses: measured, not
+    assumed (1,025 levels in orjson 3.11). Below it, the entry is written by orjson up to 254 levels and
+    by ``json`` beyond (whose own limit depends on the interpreter: a little under 1,000 levels on 3.11,
+    about 10,000 on 3.13, the Lambda runtime)."""
 
     def refused(depth: int) -> bool:
         try:
-            json.loads(make_body({"nested": depth}))
-        except RecursionError:
+            orjson.loads(make_body({"nested": depth}))
+        except orjson.JSONDecodeError:
             return True
         return False
 
     accepted, refusing = 1, 1_000_000
-    assert refused(refusing), "json.loads parsed a million levels of nesting: no limit to test against"
+    assert refused(refusing), "orjson parsed a million levels of nesting: no limit to test against"
     while refusing - accepted > 1:
         middle = (accepted + refusing) // 2
         accepted, refusing = (accepted, middle) if refused(middle) else (middle, refusing)
@@ -295,13 +293,13 @@ def json_refuses_nesting_from() -> int:
 def test_nesting_the_parser_accepts_is_forwarded_and_deeper_nesting_is_400_never_500(
     send: Send, aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every depth from 300 levels below json's own limit on this interpreter to 100 past it (about
-    700-1,100 on 3.11, 9,700-10,100 on 3.13): a payload the receiver accepts is handed off (202), one it
-    will not take is malformed (400), and once refused every deeper one is too; no depth is a 500. The
-    receiver refuses a little shallower than json alone (its own frames are on the stack), but within
-    the sweep: the first depths are forwarded. PutEvents is answered at the boundary, so only the
-    receiver's own code is under test."""
-    limit = json_refuses_nesting_from()
+    """Every depth from 300 levels below the parser's limit to 100 past it (725-1,125): a payload the
+    receiver accepts is handed off (202), one it will not take is malformed (400), and once refused every
+    deeper one is too; no depth is a 500. Past orjson's 254 levels the entry is written by ``json``, which
+    on 3.11 refuses a little shallower than the parser (its frames count against the recursion limit),
+    but within the sweep: the first depths are forwarded. PutEvents is answered at the boundary, so only
+    the receiver's own code is under test."""
+    limit = parser_refuses_nesting_from()
     depths = range(limit - 300, limit + 100)
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     reset_receiver()
@@ -314,6 +312,6 @@ def test_nesting_the_parser_accepts_is_forwarded_and_deeper_nesting_is_400_never
     assert {depth: a for depth, a in answers.items() if a not in ((202, "accepted"), (400, "malformed_payload"))} == {}
     assert len(put_events) == sum(a == (202, "accepted") for a in answers.values())
     refused = [depth for depth, a in answers.items() if a == (400, "malformed_payload")]
-    assert refused, f"nothing refused up to {depths.stop - 1} levels, past json's limit of {limit}"
+    assert refused, f"nothing refused up to {depths.stop - 1} levels, past the parser's limit of {limit}"
     assert refused == list(range(refused[0], depths.stop))
-    assert refused[0] > depths.start, f"refused from {refused[0]} levels, 300 below json's limit of {limit}"
+    assert refused[0] > depths.start, f"refused from {refused[0]} levels, 300 below the parser's limit of {limit}"

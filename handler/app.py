@@ -12,14 +12,11 @@ import asyncio
 import binascii
 import gc
 import json
-from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 
-from handler.aws.telemetry import PowertoolsTelemetry
 from handler.core import outcomes
 from handler.core.report import report
 from handler.route import app
@@ -80,27 +77,17 @@ _cold_start = True
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events."""
-    return _lambda_entry(telemetry())(event, context)
-
-
-@lru_cache(maxsize=1)
-def _lambda_entry(events: PowertoolsTelemetry) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    # Per container's telemetry, so that the logger is named by the environment of the moment. log_event
-    # stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry signatures and payloads.
-    return events.logger.inject_lambda_context(log_event=False, clear_state=True)(_invoke)
-
-
-def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
     events = telemetry()
     # The correlation id is requestContext.requestId (Powertools' API_GATEWAY_HTTP path), read
-    # directly: cheaper than a JMESPath query per invocation.
+    # directly: cheaper than a JMESPath query per invocation. The event itself is never logged: it
+    # carries signatures and payloads (so no Powertools inject_lambda_context and its log_event).
     context_of_request = event.get("requestContext") if isinstance(event, dict) else None
     request_id = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
-    events.logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
     global _cold_start
-    if _cold_start:
-        _cold_start = False
-        events.count_cold_start()
+    cold_start, _cold_start = _cold_start, False
+    events.start_invocation(
+        context, correlation_id=request_id if isinstance(request_id, str) else None, cold_start=cold_start
+    )
     try:
         _check_event(event)
         return _asgi(event, context)

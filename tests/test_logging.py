@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -105,3 +106,34 @@ def test_keys_do_not_leak_from_one_request_into_the_next_under_uvicorn(logs: Log
     assert "delivery_id" not in last
     assert "repository" not in last
     assert "action" not in last
+
+
+# A delivery's line, ids and names included, with its metric: what CloudWatch Logs bills per delivery.
+LINE_MAX_BYTES = 500  # 458 for a push, 483 for pull_request.opened (was 827)
+
+
+def test_a_delivery_line_is_short_and_the_containers_constants_are_written_once(
+    logs: Logs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from handler import app as entry
+
+    monkeypatch.setattr(entry, "_cold_start", True)
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")
+    for event in ("push", "pull_request", "issues"):
+        assert invoke(http_api_event(*signed(event))).status == 202
+    lines = logs.text.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert len(line.encode()) + 1 <= LINE_MAX_BYTES, line
+        record = json.loads(line)
+        assert not {"function_arn", "function_name", "function_memory_size", "cold_start", "location"} & set(record)
+        assert "xray_trace_id" not in record  # not sampled: the id would lead nowhere
+    # ColdStart's line (Powertools Metrics, on stdout) carries the constants, once.
+    [cold] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ColdStart"' in line]
+    assert cold["function_name"]
+    assert cold["function_memory_size"]
+    # A recorded trace puts its id on the lines of that invocation.
+    logs.clear()
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+    assert invoke(http_api_event(*signed("push"))).status == 202
+    assert [record["xray_trace_id"] for record in logs.records] == ["1-5759e988-bd862e3fe1be46a994272793"]

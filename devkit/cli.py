@@ -265,6 +265,14 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     verb = "would send" if args.dry_run else "sent"
     print(f"{verb} {len(summary.sent)}, failed {len(summary.failed)}")
+    if not summary.sent and not summary.failed:
+        # Not an error: the stack's default ARCHIVE_MODE (large) keeps only what a claim check needs.
+        print(
+            "nothing in the S3 archive matched. With ARCHIVE_MODE large (the stack's default) it holds only "
+            "deliveries too large for an entry, and with off none: replay the others from the bus's archive "
+            "(aws events start-replay; README: Archive modes).",
+            file=sys.stderr,
+        )
     for key, reason in summary.failed:
         print(f"failed {key}: {reason}", file=sys.stderr)
     return errors.REJECTED if summary.failed else errors.OK

@@ -44,6 +44,8 @@ PIPELINE_VARIABLES = (
     "IDEMPOTENCY_TABLE",
     "IDEMPOTENCY_TTL_SECONDS",
     "EVENT_MAX_ENTRY_BYTES",
+    "EVENT_INLINE_MAX_BYTES",
+    "ARCHIVE_MODE",
 )
 
 # Parameter values that switch every optional part of the template on: the redelivery function

@@ -17,6 +17,7 @@ import pytest
 
 from devkit.apigw import http_api_event
 from devkit.cli import main
+from devkit.github import sample_payload
 from tests.conftest import BUCKET, BUS, Pipeline, invoke, signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,3 +286,29 @@ def test_replay_reports_failures_and_exits_1(
     captured = capsys.readouterr()
     assert captured.out.strip() == "sent 0, failed 1"
     assert "PutEvents failed (ResourceNotFoundException)" in captured.err
+
+
+def test_with_archive_mode_large_small_deliveries_reach_the_bus_only_and_replay_says_where_they_are(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's default: nothing accepted is lost (on the bus), but S3 keeps only what a claim check needs."""
+    from tests.conftest import reset_receiver
+
+    monkeypatch.setenv("ARCHIVE_MODE", "large")
+    reset_receiver()
+    small_body, small = signed("push")
+    payload = sample_payload("push")
+    payload["commits"] = [payload["commits"][0] | {"message": f"commit {i} " + "x" * 900} for i in range(300)]
+    large_body, large = signed("push", payload=payload)
+    assert invoke(http_api_event(small_body, small)).status == 202
+    assert invoke(http_api_event(large_body, large)).status == 202
+    forwarded = {e["detail"]["delivery_id"]: e["detail"] for e in pipeline.forwarded()}
+    assert set(forwarded) == {small["x-github-delivery"], large["x-github-delivery"]}
+    assert "archive_location" not in forwarded[small["x-github-delivery"]]
+    [key] = pipeline.archived()  # the large one only: its archive object is its claim check
+    assert forwarded[large["x-github-delivery"]]["payload_location"] == {"bucket": BUCKET, "key": key}
+    delivery_id = small["x-github-delivery"]
+    assert main(["replay", "--bucket", BUCKET, "--bus", BUS, "--delivery-id", delivery_id, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith("sent 0, failed 0")
+    assert "aws events start-replay" in captured.err

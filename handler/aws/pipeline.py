@@ -19,6 +19,8 @@ def handoff(settings: Settings, telemetry: Telemetry) -> Handoff:
         targets=targets,
         payloads=S3PayloadStore(settings.payload_bucket) if settings.payload_bucket else None,
         max_entry_bytes=settings.event_max_entry_bytes,
+        inline_max_bytes=settings.event_inline_max_bytes,
+        archive_mode=settings.archive_mode,
         telemetry=telemetry,
     )
 

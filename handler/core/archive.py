@@ -15,11 +15,22 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from enum import StrEnum
 
 from handler.core import headers as h
 from handler.core.delivery import FORM, JSON, Delivery
 
 PREFIX = "deliveries/"
+
+
+class ArchiveMode(StrEnum):
+    """What the archive bucket keeps (``ARCHIVE_MODE``)."""
+
+    EVERY = "every"  # each delivery's exact bytes: `webhook replay` can re-send any of them from S3
+    LARGE = "large"  # only deliveries too large for an entry: their archive object is the claim check
+    OFF = "off"  # none (a claim check still writes its payloads/ object)
+
+
 _KEY = re.compile(
     r"deliveries/\d{4}/\d{2}/\d{2}/\d{2}/(?P<stamp>\d{8}T\d{6}\.\d{3}Z)_(?P<event>[a-z0-9_]+)_(?P<delivery_id>[A-Za-z0-9-]+)\.(?:json|form)"
 )

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from handler.core import envelope
-from handler.core.archive import archive_key, archived_metadata, object_content_type
+from handler.core.archive import ArchiveMode, archive_key, archived_metadata, object_content_type
 from handler.core.budget import Budget
 from handler.core.delivery import BOM, Delivery, has_duplicate_keys
 from handler.core.envelope import Location
@@ -26,6 +26,11 @@ _MEASURE_FACTOR = 1.5
 
 
 class Handoff:
+    """``max_entry_bytes``: the largest entry the targets take (a claim check above it).
+    ``inline_max_bytes``: above this, an entry points at the delivery's archive object when there is
+    one anyway (EventBridge bills each 64 KB chunk of an entry as an event: a pointer is one).
+    ``archive_mode``: which deliveries the archive keeps (:class:`ArchiveMode`)."""
+
     def __init__(
         self,
         *,
@@ -33,12 +38,17 @@ class Handoff:
         targets: Sequence[Target] = (),
         payloads: PayloadStore | None = None,
         max_entry_bytes: int,
+        inline_max_bytes: int | None = None,
+        archive_mode: ArchiveMode = ArchiveMode.EVERY,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self.archive = archive
+        self.archive = archive if archive_mode is not ArchiveMode.OFF else None
         self.targets = tuple(targets)
         self.payloads = payloads
         self.max_entry_bytes = max_entry_bytes
+        self.inline_max_bytes = max_entry_bytes if inline_max_bytes is None else inline_max_bytes
+        # Without a target, the archive is the hand-off: it keeps every delivery whatever the mode.
+        self.archive_mode = archive_mode if self.targets else ArchiveMode.EVERY
         self._telemetry = telemetry
 
     @property
@@ -47,11 +57,12 @@ class Handoff:
 
     def deliver(self, delivery: Delivery, headers: Mapping[str, str], received_at: float, budget: Budget) -> None:
         key = archive_key(delivery, received_at)
-        archived = Location(self.archive.bucket, key) if self.archive is not None else None
+        location = Location(self.archive.bucket, key) if self.archive is not None else None
+        kept = location if self.archive_mode is ArchiveMode.EVERY else None  # archived whatever the entry
         # The entry is planned before anything is written, so a delivery that cannot be forwarded
         # (too deeply nested, no bucket for its claim check) leaves nothing behind.
-        entry = self._plan(delivery, archived, received_at) if self.targets else None
-        if self.archive is not None:
+        entry = self._plan(delivery, kept, received_at, spare=location) if self.targets else None
+        if self.archive is not None and (kept is not None or (entry is not None and entry.archives)):
             budget.check("archive")
             with self._span("archive"):
                 self.archive.store(
@@ -68,7 +79,16 @@ class Handoff:
             raise ForwardFailed("no event bus is configured")
         self._send(delivery, self._plan(delivery, archived, received_at), budget)
 
-    def _plan(self, delivery: Delivery, archived: Location | None, received_at: float) -> _Entry:
+    def _plan(
+        self, delivery: Delivery, archived: Location | None, received_at: float, *, spare: Location | None = None
+    ) -> _Entry:
+        """Inline, or a pointer, or a claim-check object: whichever is cheapest of what the targets take.
+
+        ``archived``: the delivery's archive object, written whatever the entry. ``spare``: where it
+        would be written if the entry needed it (ArchiveMode large): then the archive object *is* the
+        claim check, one PUT, as a claim-check object would be.
+        """
+        inline = None
         # The entry re-serialises the payload compactly, so only its own size decides.
         text_length = len(delivery.body) if delivery.form_json is None else len(delivery.form_json)
         if text_length <= _MEASURE_FACTOR * self.max_entry_bytes:
@@ -76,24 +96,35 @@ class Handoff:
                 inline = envelope.detail(delivery, archive_location=archived)
             except RecursionError:  # parsed near the recursion limit, serialised deeper in the stack
                 raise MalformedPayload("payload nests too deeply to forward") from None
-            if envelope.entry_size(delivery.event, inline) + envelope.ENVELOPE_BYTES < self.max_entry_bytes:
+            size = envelope.entry_size(delivery.event, inline)
+            if size + envelope.ENVELOPE_BYTES >= self.max_entry_bytes:
+                inline = None  # the targets would refuse it
+            elif size <= self.inline_max_bytes or archived is None:
+                # Inline within one billed chunk; above it too when no archive object exists anyway
+                # (a claim-check PUT costs five times an event).
                 return _Entry(inline)
         payload_bucket = self.payloads.bucket if self.payloads is not None else None
         text = envelope.payload_json(delivery)
         # A consumer parses the claim check itself. If a key repeats, its parser may keep the first value
         # where ours kept the last (`closed` routed here, `opened` there): it gets the payload as parsed.
         as_parsed = has_duplicate_keys(text)
+        if as_parsed and inline is not None:
+            return _Entry(inline)  # the entry carries the payload as parsed already
         if as_parsed:
             self._warn("payload repeats a key: the claim check holds the payload as parsed")
             try:
                 text = envelope.parsed_payload_json(delivery)
             except RecursionError:
                 raise MalformedPayload("payload nests too deeply to forward") from None
-        # A JSON delivery's archive object already is the payload: point at it instead of writing it twice.
+        # A JSON delivery's archive object is the payload: point at it instead of writing it twice.
         # (Not with a BOM: the archive keeps the exact bytes, the claim check must be plain JSON.)
         plain_json = delivery.form_json is None and not delivery.body.startswith(BOM) and not as_parsed
-        if archived is not None and plain_json and archived.bucket == payload_bucket:
-            return _Entry(envelope.detail(delivery, payload_location=archived, archive_location=archived))
+        pointer = archived or (spare if inline is None else None)
+        if pointer is not None and plain_json and pointer.bucket == payload_bucket:
+            detail = envelope.detail(delivery, payload_location=pointer, archive_location=pointer)
+            return _Entry(detail, archives=archived is None)
+        if inline is not None:
+            return _Entry(inline)  # over one chunk, but the archive object cannot serve as its claim check
         if payload_bucket is None:
             raise ForwardFailed("payload exceeds the EventBridge entry limit and no PAYLOAD_BUCKET is configured")
         stem = archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0]
@@ -128,3 +159,4 @@ class _Entry:
     detail: str
     claim_check: Location | None = None
     claim_check_body: bytes = b""
+    archives: bool = False  # the entry points at an archive object that only it needs (ArchiveMode large)

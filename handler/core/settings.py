@@ -14,9 +14,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from handler.core.archive import ArchiveMode
 from handler.core.outcomes import ConfigurationError
 from handler.core.secrets import split_secrets
 from handler.core.source import SourceAllowList
@@ -31,6 +33,10 @@ DEFAULT_METRICS_NAMESPACE = "GitHubWebhook"
 # PutEvents' long-standing entry limit; larger entries go to S3 (claim check). Some buses accept
 # more now, but targets such as SQS still stop at 256 KB: raise it only when every target can.
 DEFAULT_EVENT_MAX_ENTRY_BYTES = 256 * 1024
+# EventBridge bills each 64 KB chunk of an entry as one event. Above one chunk, an entry points at the
+# delivery's archive object when it exists anyway (one event); rules that match payload fields need
+# the payload inline: raise it to EVENT_MAX_ENTRY_BYTES for them.
+DEFAULT_EVENT_INLINE_MAX_BYTES = 64 * 1024
 # GitHub waits 10 s; no call to AWS may end later than this many seconds after the request's start.
 DEFAULT_TIME_BUDGET_SECONDS = 8
 # One whole call to S3 (connect, 100-continue, read: 4 s) must still fit after the calls before it
@@ -68,7 +74,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     event_bus_name: str | None = None
     event_max_entry_bytes: int = DEFAULT_EVENT_MAX_ENTRY_BYTES
+    event_inline_max_bytes: int = DEFAULT_EVENT_INLINE_MAX_BYTES
     archive_bucket: str | None = None
+    archive_mode: ArchiveMode = ArchiveMode.EVERY
     payload_bucket: str | None = None
     idempotency_table: str | None = None
     dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS
@@ -103,7 +111,11 @@ class Settings:
             event_max_entry_bytes=_int(
                 env, "EVENT_MAX_ENTRY_BYTES", DEFAULT_EVENT_MAX_ENTRY_BYTES, minimum=1024, maximum=MAX_ENTRY_BYTES
             ),
+            event_inline_max_bytes=_int(
+                env, "EVENT_INLINE_MAX_BYTES", DEFAULT_EVENT_INLINE_MAX_BYTES, minimum=1024, maximum=MAX_ENTRY_BYTES
+            ),
             archive_bucket=archive_bucket,
+            archive_mode=_choice(env, "ARCHIVE_MODE", ArchiveMode, ArchiveMode.EVERY),
             # Claim checks go to the archive bucket unless a separate one is named.
             payload_bucket=_name(env, "PAYLOAD_BUCKET", _BUCKET) or archive_bucket,
             idempotency_table=_name(env, "IDEMPOTENCY_TABLE", _TABLE),
@@ -129,6 +141,9 @@ class Settings:
                 "nowhere to hand off: set EVENT_BUS_NAME or ARCHIVE_BUCKET "
                 "(or WEBHOOK_LISTENERS_ONLY=true for a receiver whose only work is its listeners)"
             )
+        if settings.archive_mode is not ArchiveMode.EVERY and not settings.event_bus_name:
+            # The archive is the only hand-off then: keeping part of it would lose the rest silently.
+            raise ConfigurationError(f"ARCHIVE_MODE={settings.archive_mode.value} needs EVENT_BUS_NAME")
         return settings
 
 
@@ -275,6 +290,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     if maximum is not None and value > maximum:
         raise ConfigurationError(f"{name} must be at most {maximum}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, kind: type[_E], default: _E) -> _E:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be one of {', '.join(item.value for item in kind)}") from None
+
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

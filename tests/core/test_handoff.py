@@ -13,7 +13,7 @@ import pytest
 from devkit.github import encode_body, github_headers, sample_payload
 from handler.core import envelope
 from handler.core import headers as h
-from handler.core.archive import archive_key, parse_key
+from handler.core.archive import ArchiveMode, archive_key, parse_key
 from handler.core.budget import Budget
 from handler.core.delivery import Delivery, parse_delivery
 from handler.core.handoff import Handoff
@@ -34,6 +34,8 @@ class Setup:
         targets: int = 1,
         payload_bucket: str | None = "archive",
         max_entry_bytes: int = 256 * 1024,
+        inline_max_bytes: int | None = None,
+        archive_mode: ArchiveMode = ArchiveMode.EVERY,
     ) -> None:
         self.clock = fakes.Clock(1000.0)
         self.telemetry = fakes.Telemetry()
@@ -45,6 +47,8 @@ class Setup:
             targets=self.targets,
             payloads=self.payloads if payload_bucket else None,
             max_entry_bytes=max_entry_bytes,
+            inline_max_bytes=inline_max_bytes,
+            archive_mode=archive_mode,
             telemetry=self.telemetry,
         )
 
@@ -381,3 +385,74 @@ def test_a_claim_checked_payload_without_a_repeated_key_still_points_at_the_arch
         setup.deliver(delivered, headers)
         if "payload_location" in setup.detail:
             assert setup.detail["payload_location"] == setup.detail["archive_location"], event
+
+
+# --- the cheapest entry: EventBridge bills each 64 KB chunk; a PUT costs five events ------------------
+
+CHUNK = 64 * 1024
+
+
+def _grown(size: int, *, form: bool = False) -> tuple[Delivery, dict[str, str]]:
+    """A push of about ``size`` bytes of JSON."""
+    payload = sample_payload("push")
+    payload["commits"] = [payload["commits"][0] | {"message": f"commit {i} " + "x" * 900} for i in range(size // 1000)]
+    body = encode_body(payload, form=form)
+    headers = github_headers("push", body, form=form)
+    return parse_delivery(headers, body), headers
+
+
+def test_over_one_chunk_an_entry_points_at_the_archive_object_that_exists_anyway() -> None:
+    setup = Setup(inline_max_bytes=CHUNK)
+    setup.deliver(*_grown(150_000))  # three chunks inline, one as a pointer
+    [stored] = setup.archive.objects
+    assert setup.detail["payload_location"] == {"bucket": "archive", "key": stored.key}
+    assert setup.payloads.payloads == {}
+
+
+def test_without_an_archive_object_an_entry_stays_inline_up_to_the_limit() -> None:
+    """A claim-check PUT costs more than the chunks of an entry the targets take."""
+    for setup in (
+        Setup(inline_max_bytes=CHUNK, archive=False),
+        Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.OFF),
+    ):
+        setup.deliver(*_grown(150_000))
+        assert "payload" in setup.detail
+        assert setup.archive.objects == []
+        assert setup.payloads.payloads == {}
+    # A form body's archive object is not JSON: no pointer, inline as well.
+    setup = Setup(inline_max_bytes=CHUNK)
+    setup.deliver(*_grown(150_000, form=True))
+    assert "payload" in setup.detail
+    assert len(setup.archive.objects) == 1
+
+
+def test_archive_mode_large_keeps_only_what_a_claim_check_needs() -> None:
+    setup = Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.LARGE)
+    setup.deliver(*verified("push"))
+    setup.deliver(*_grown(150_000))  # fits the targets: inline, nothing archived
+    assert setup.archive.objects == []
+    assert all("archive_location" not in json.loads(detail) for _, detail in setup.targets[0].entries)
+    setup.deliver(*_grown(300_000))  # over the limit: the archive object is its claim check (one PUT)
+    [stored] = setup.archive.objects
+    last = json.loads(setup.targets[0].entries[-1][1])
+    assert last["payload_location"] == last["archive_location"] == {"bucket": "archive", "key": stored.key}
+    assert setup.payloads.payloads == {}
+    setup.deliver(*_grown(300_000, form=True))  # not JSON: a claim-check object, the form bytes not kept
+    assert len(setup.archive.objects) == 1
+    assert len(setup.payloads.payloads) == 1
+
+
+def test_archive_mode_off_archives_nothing_and_claim_checks_what_is_too_large() -> None:
+    setup = Setup(archive_mode=ArchiveMode.OFF)
+    setup.deliver(*verified("push"))
+    setup.deliver(*_grown(300_000))
+    assert setup.archive.objects == []
+    [key] = setup.payloads.payloads
+    assert json.loads(setup.targets[0].entries[-1][1])["payload_location"] == {"bucket": "archive", "key": key}
+
+
+def test_without_a_target_the_archive_keeps_every_delivery_whatever_the_mode() -> None:
+    """The archive is the hand-off then: keeping part of it would lose the rest."""
+    setup = Setup(targets=0, archive_mode=ArchiveMode.LARGE)
+    setup.deliver(*verified("push"))
+    assert len(setup.archive.objects) == 1

@@ -47,6 +47,10 @@ def test_a_deployed_receiver_with_nowhere_to_hand_off_refuses_unless_told_its_li
         ("WEBHOOK_SECRET_REFRESH_INTERVAL", "86401"),
         ("WEBHOOK_MAX_BODY_BYTES", str(26 * 1024 * 1024)),
         ("EVENT_MAX_ENTRY_BYTES", str(2 * 1024 * 1024)),
+        ("EVENT_INLINE_MAX_BYTES", "1023"),
+        ("EVENT_INLINE_MAX_BYTES", str(2 * 1024 * 1024)),
+        ("ARCHIVE_MODE", "sometimes"),
+        ("ARCHIVE_MODE", "large"),  # without EVENT_BUS_NAME: the archive is the only hand-off
         ("WEBHOOK_TIME_BUDGET_SECONDS", "30"),
         ("ARCHIVE_BUCKET", "my archive"),
         ("ARCHIVE_BUCKET", "a"),
@@ -95,8 +99,19 @@ def test_names_are_trimmed_and_empty_values_are_unset() -> None:
         ("EVENT_BUS_NAME", "arn:aws:events:us-east-1:123456789012:event-bus/github"),
         ("ARCHIVE_BUCKET", "archive.example.com"),
         ("ALLOWED_SOURCE_CIDRS", " "),
+        ("ARCHIVE_MODE", " Every "),
+        ("EVENT_INLINE_MAX_BYTES", "1048576"),
     ],
 )
 def test_valid_values_of_every_kind_are_accepted(name: str, value: str) -> None:
     Settings.from_env({name: value})  # raises ConfigurationError otherwise
     assert Settings.from_env({name: value}) == Settings.from_env({name: value})
+
+
+def test_archive_modes_other_than_every_need_a_bus() -> None:
+    bus = {"EVENT_BUS_NAME": "github-webhooks", "ARCHIVE_BUCKET": "github-webhook-archive"}
+    assert Settings.from_env({**bus, "ARCHIVE_MODE": "LARGE"}).archive_mode == "large"
+    assert Settings.from_env({**bus, "ARCHIVE_MODE": "off"}).archive_mode == "off"
+    assert Settings.from_env({}).archive_mode == "every"
+    with pytest.raises(ConfigurationError, match="ARCHIVE_MODE=off needs EVENT_BUS_NAME"):
+        Settings.from_env({"ARCHIVE_BUCKET": "github-webhook-archive", "ARCHIVE_MODE": "off"})

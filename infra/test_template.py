@@ -504,7 +504,8 @@ def test_redelivery_function_shape(template: dict[str, Any], stack_on: dict[str,
     assert function["MemorySize"] == 1024  # everything on: pull mode, which parses deliveries of up to 25 MB
     memory = template["Resources"][REDELIVERY_FUNCTION]["Properties"]["MemorySize"]
     assert memory == {"Fn::If": ["IsPullMode", 1024, 256]}
-    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+    assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"  # off by default
     # Runs never overlap; one that cannot start within a minute is dropped, a failed one not retried.
     assert function["ReservedConcurrentExecutions"] == 1
     [invoke_config] = of_type(stack_on, "AWS::Lambda::EventInvokeConfig").values()
@@ -619,7 +620,14 @@ def test_function_shape(cloudformation: dict[str, Any]) -> None:
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["Timeout"] <= 10  # GitHub gives up after 10 s
-    assert function["TracingConfig"] == {"Mode": "Active"}
+    # X-Ray costs $5 per million traces: off unless the Tracing parameter turns it on, with Powertools' spans.
+    assert function["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+    assert cloudformation["Parameters"]["Tracing"]["Default"] == "PassThrough"
+    disabled = function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+    assert disabled == {"Fn::If": ["IsTracing", "false", "true"]}
+    assert deployed(cloudformation, {"Tracing": "Active"})["Resources"][FUNCTION]["Properties"]["Environment"][
+        "Variables"
+    ]["POWERTOOLS_TRACE_DISABLED"] == "false"
     assert function["MemorySize"] == {"Ref": "MemorySize"}
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
     reserved = function["ReservedConcurrentExecutions"]

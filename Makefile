@@ -56,7 +56,7 @@ IAC_STAMP := $(IAC_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: serve test lint iac audit bench drill build events clean build-WebhookFunction build-RedeliveryFunction
+.PHONY: serve test lint iac audit bench drill cost build events clean build-WebhookFunction build-RedeliveryFunction
 .PHONY: $(call stale,$(STAMP),$(PYTHON_VERSION)) $(if $(SMOKE_STAMP),$(call stale,$(SMOKE_STAMP),$(word 2,$(SMOKE_FOUND))))
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-redelivery.txt
@@ -151,6 +151,7 @@ events: $(STAMP)
 # 30 s) and the outage drill.
 bench: $(STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.cost
 	$(PY) -m bench.storm
 	$(PY) -m bench.drill
 
@@ -159,6 +160,11 @@ bench: $(STAMP)
 # on the bus twice, was redelivered past the cap, or was not recovered.
 drill: $(STAMP)
 	$(PY) -m bench.drill
+
+# What each kind of delivery costs in AWS at list prices, through the real handler configured as
+# template.yaml deploys it, against the minimal design; about 10 s. Also part of make bench.
+cost: $(STAMP)
+	$(PY) -m bench.cost
 
 clean:
 	rm -rf $(VENV) $(SMOKE_VENV) $(IAC_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis .aws-sam

@@ -217,16 +217,17 @@ def summary(runs: list[dict[str, Any]], five_mib: float) -> dict[str, float]:
     return figures
 
 
-# (label, figure, number format, whether a receiver/reference ratio means anything, target)
-ROWS = [
-    ("cold start, to the first 202 (ms)", "cold", ".0f", True, "ratio ≤ 1.25"),
-    ("warm 1 KiB JSON (ms)", "json_1k", ".2f", True, "ratio ≤ 1.5"),
+# (label, figure, number format, whether a receiver/reference ratio means anything, target: one string for
+# both configurations, or {configuration: target})
+ROWS: list[tuple[str, str, str, bool, str | dict[str, str]]] = [
+    ("cold start, to the first 202 (ms)", "cold", ".0f", True, "ratio ≤ 1.1"),
+    ("warm 1 KiB JSON (ms)", "json_1k", ".2f", True, {"core": "ratio ≤ 1.5", "full": "ratio ≤ 1.3"}),
     ("warm 1 MiB JSON (ms)", "json_1m", ".1f", True, ""),
     ("warm 1 MiB form-encoded (ms)", "form_1m", ".1f", True, ""),
     ("warm 1 MiB JSON, base64 (ms)", "b64_1m", ".1f", True, ""),
-    ("warm 5 MiB JSON (ms)", "json_5m", ".1f", True, "ratio ≤ 1.10"),
+    ("warm 5 MiB JSON (ms)", "json_5m", ".1f", True, {"core": "ratio ≤ 1.0"}),
     ("peak RSS after the cold start (MiB)", "rss_cold", ".1f", True, ""),
-    ("peak RSS after 5 MiB (MiB)", "rss_end", ".1f", True, "ratio ≤ 1.2"),
+    ("peak RSS after 5 MiB (MiB)", "rss_end", ".1f", True, "ratio ≤ 1.1"),
     ("SSM GetParameter calls in the cold start", "ssm_cold", "d", False, "1"),
     (f"SSM GetParameter calls per {SSM_RUNS:,} warm invocations", "ssm_warm", "d", False, "0"),
     (f"SSM GetParameter calls per {SSM_RUNS:,} bad signatures", "ssm_flood", "d", False, "≤ 1 per refresh interval"),
@@ -262,10 +263,12 @@ def render(results: dict[str, Any], sizes: dict[str, int], seconds: float) -> st
         receiver, reference = (summary(by_target[name], five_mib) for name in TARGETS)
         for figures in (receiver, reference):
             figures["over_floor"] = figures["per_mib"] / floor_per_mib
-        over_floor_target = "receiver ≤ 1.5" if config == "core" else ""
+        over_floor_target = "receiver ≤ 1.2" if config == "core" else ""
         lines += ["", f"## {config}", "", "| figure | receiver | reference | ratio | target |", "|---|--:|--:|--:|---|"]
         for label, key, fmt, has_ratio, target in ROWS:
             ratio = f"{receiver[key] / reference[key]:.2f}" if has_ratio else ""
+            if isinstance(target, dict):
+                target = target.get(config, "")
             target = over_floor_target if key == "over_floor" else target
             lines.append(f"| {label} | {receiver[key]:{fmt}} | {reference[key]:{fmt}} | {ratio} | {target} |")
     return "\n".join(lines) + "\n"

@@ -625,9 +625,8 @@ def test_function_shape(cloudformation: dict[str, Any]) -> None:
     assert cloudformation["Parameters"]["Tracing"]["Default"] == "PassThrough"
     disabled = function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
     assert disabled == {"Fn::If": ["IsTracing", "false", "true"]}
-    assert deployed(cloudformation, {"Tracing": "Active"})["Resources"][FUNCTION]["Properties"]["Environment"][
-        "Variables"
-    ]["POWERTOOLS_TRACE_DISABLED"] == "false"
+    traced = deployed(cloudformation, {"Tracing": "Active"})["Resources"][FUNCTION]["Properties"]
+    assert traced["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "false"
     assert function["MemorySize"] == {"Ref": "MemorySize"}
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
     reserved = function["ReservedConcurrentExecutions"]

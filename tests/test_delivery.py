@@ -116,3 +116,25 @@ def test_github_headers_with_invalid_values(header: str, value: str) -> None:
 def test_malformed_payloads(body: bytes, form: bool) -> None:
     with pytest.raises(MalformedPayload):
         parse_delivery(github_headers("ping", body, form=form), body)
+
+
+@pytest.mark.parametrize(
+    ("text", "long_integer"),
+    [
+        (b'{"a":12345678901234567890}', True),
+        (b'{"a": -9223372036854775809}', True),
+        (b'{"a":[1,12345678901234567890]}', True),
+        (b'{"m":"id 12345678901234567890"}', True),  # in a string, after a space: read exactly, to be safe
+        (b'{"sha":"ab12345678901234567890cd"}', False),  # a commit SHA's hex: about one in 300 has such a run
+        (b'{"sha":"1234567890123456789012345678901234567890"}', False),
+        (b'{"a":1.12345678901234567890}', False),  # a fraction: a double either way
+        (b'{"a":123456789012345678}', False),  # 18 digits: always 64 bits
+    ],
+)
+def test_only_a_run_of_digits_that_may_be_an_integer_beyond_64_bits_takes_the_exact_parser(
+    text: bytes, long_integer: bool
+) -> None:
+    from handler.core.delivery import _may_have_a_long_integer
+
+    assert _may_have_a_long_integer(text) is long_integer
+    assert _may_have_a_long_integer(text.decode()) is long_integer  # a form body's payload field

@@ -26,9 +26,11 @@ _MEASURE_FACTOR = 1.5
 
 
 class Handoff:
-    """``max_entry_bytes``: the largest entry the targets take (a claim check above it).
-    ``inline_max_bytes``: above this, an entry points at the delivery's archive object when there is
-    one anyway (EventBridge bills each 64 KB chunk of an entry as an event: a pointer is one).
+    """``max_entry_bytes``: the largest entry the targets take. ``inline_max_bytes``: above this, an
+    entry goes by claim check when there is a bucket for one. EventBridge bills each 64 KB chunk of an
+    entry as an event, and its archive on the bus (the replay store of ArchiveMode large and off)
+    $0.10 per GB: a 200 KB entry costs 4 events and $19 per million archived, its pointer one event and,
+    unless the archive object exists anyway (ArchiveMode every), one S3 PUT ($5 per million).
     ``archive_mode``: which deliveries the archive keeps (:class:`ArchiveMode`)."""
 
     def __init__(
@@ -82,7 +84,8 @@ class Handoff:
     def _plan(
         self, delivery: Delivery, archived: Location | None, received_at: float, *, spare: Location | None = None
     ) -> _Entry:
-        """Inline, or a pointer, or a claim-check object: whichever is cheapest of what the targets take.
+        """Inline up to ``inline_max_bytes``; above it a pointer to the archive object, or a claim-check
+        object; inline again, up to the targets' limit, only when there is no bucket for a claim check.
 
         ``archived``: the delivery's archive object, written whatever the entry. ``spare``: where it
         would be written if the entry needed it (ArchiveMode large): then the archive object *is* the
@@ -99,15 +102,13 @@ class Handoff:
             size = envelope.entry_size(delivery.event, inline)
             if size + envelope.ENVELOPE_BYTES >= self.max_entry_bytes:
                 inline = None  # the targets would refuse it
-            elif size <= self.inline_max_bytes or archived is None:
-                # Inline within one billed chunk; above it too when no archive object exists anyway
-                # (a claim-check PUT costs five times an event).
+            elif size <= self.inline_max_bytes or self.payloads is None:
                 return _Entry(inline)
         payload_bucket = self.payloads.bucket if self.payloads is not None else None
         text = envelope.payload_json(delivery)
         # A consumer parses the claim check itself. If a key repeats, its parser may keep the first value
         # where ours kept the last (`closed` routed here, `opened` there): it gets the payload as parsed.
-        as_parsed = has_duplicate_keys(text)
+        as_parsed = has_duplicate_keys(text, delivery.payload)
         if as_parsed and inline is not None:
             return _Entry(inline)  # the entry carries the payload as parsed already
         if as_parsed:
@@ -119,12 +120,10 @@ class Handoff:
         # A JSON delivery's archive object is the payload: point at it instead of writing it twice.
         # (Not with a BOM: the archive keeps the exact bytes, the claim check must be plain JSON.)
         plain_json = delivery.form_json is None and not delivery.body.startswith(BOM) and not as_parsed
-        pointer = archived or (spare if inline is None else None)
+        pointer = archived or spare
         if pointer is not None and plain_json and pointer.bucket == payload_bucket:
             detail = envelope.detail(delivery, payload_location=pointer, archive_location=pointer)
             return _Entry(detail, archives=archived is None)
-        if inline is not None:
-            return _Entry(inline)  # over one chunk, but the archive object cannot serve as its claim check
         if payload_bucket is None:
             raise ForwardFailed("payload exceeds the EventBridge entry limit and no PAYLOAD_BUCKET is configured")
         stem = archive_key(delivery, received_at).removeprefix("deliveries/").rsplit(".", 1)[0]

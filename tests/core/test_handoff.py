@@ -409,30 +409,37 @@ def test_over_one_chunk_an_entry_points_at_the_archive_object_that_exists_anyway
     assert setup.payloads.payloads == {}
 
 
-def test_without_an_archive_object_an_entry_stays_inline_up_to_the_limit() -> None:
-    """A claim-check PUT costs more than the chunks of an entry the targets take."""
-    for setup in (
-        Setup(inline_max_bytes=CHUNK, archive=False),
-        Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.OFF),
-    ):
-        setup.deliver(*_grown(150_000))
-        assert "payload" in setup.detail
-        assert setup.archive.objects == []
-        assert setup.payloads.payloads == {}
-    # A form body's archive object is not JSON: no pointer, inline as well.
-    setup = Setup(inline_max_bytes=CHUNK)
-    setup.deliver(*_grown(150_000, form=True))
+def test_over_one_chunk_an_entry_goes_by_claim_check_in_every_mode() -> None:
+    """Inline, a 150 KB entry is three chunks, and $14 per million more in the bus's archive (large, off)."""
+    large = Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.LARGE)
+    large.deliver(*_grown(150_000))  # the archive object is written, as its claim check
+    [stored] = large.archive.objects
+    assert (
+        large.detail["payload_location"] == large.detail["archive_location"] == {"bucket": "archive", "key": stored.key}
+    )
+    off = Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.OFF)
+    off.deliver(*_grown(150_000))
+    [key] = off.payloads.payloads
+    assert off.detail["payload_location"] == {"bucket": "archive", "key": key}
+    assert off.archive.objects == []
+    form = Setup(inline_max_bytes=CHUNK)
+    form.deliver(*_grown(150_000, form=True))  # its archive object is not JSON: a payloads/ object
+    assert len(form.archive.objects) == len(form.payloads.payloads) == 1
+
+
+def test_without_a_bucket_for_a_claim_check_an_entry_stays_inline_up_to_the_limit() -> None:
+    setup = Setup(inline_max_bytes=CHUNK, archive=False, payload_bucket=None)
+    setup.deliver(*_grown(150_000))
     assert "payload" in setup.detail
-    assert len(setup.archive.objects) == 1
 
 
 def test_archive_mode_large_keeps_only_what_a_claim_check_needs() -> None:
     setup = Setup(inline_max_bytes=CHUNK, archive_mode=ArchiveMode.LARGE)
     setup.deliver(*verified("push"))
-    setup.deliver(*_grown(150_000))  # fits the targets: inline, nothing archived
+    setup.deliver(*_grown(30_000))  # one chunk: inline, nothing archived
     assert setup.archive.objects == []
     assert all("archive_location" not in json.loads(detail) for _, detail in setup.targets[0].entries)
-    setup.deliver(*_grown(300_000))  # over the limit: the archive object is its claim check (one PUT)
+    setup.deliver(*_grown(300_000))  # the archive object is its claim check (one PUT)
     [stored] = setup.archive.objects
     last = json.loads(setup.targets[0].entries[-1][1])
     assert last["payload_location"] == last["archive_location"] == {"bucket": "archive", "key": stored.key}

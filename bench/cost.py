@@ -44,7 +44,7 @@ TEMPLATE = ROOT / "template.yaml"
 
 # Every price, in dollars per unit. AWS's list prices, read 2026-12-03 (us-east-1, on demand,
 # no free tier); check them before quoting a figure.
-PRICES_READ = "2026-12-03, AWS list prices, us-east-1, on demand, no free tier"
+PRICES_READ = "2026-12-03, AWS list prices, us-east-1, on demand"
 PRICES = {
     "api_request": 1.00 / 1e6,  # API Gateway HTTP API, per request of up to 512 KB
     "lambda_request": 0.20 / 1e6,
@@ -1037,7 +1037,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     receiver = measure_receiver(runs=args.runs, template=config)
     references = {name: measure_reference(name, args.runs, tracing=config.tracing) for name in REFERENCE_CONFIGS}
     redeliveries = [run for hooks in (1, 20) for run in measure_redelivery(hooks, config)]
-    print(render(receiver, references, redeliveries, config, time.monotonic() - began, parameters))
+    report = render(receiver, references, redeliveries, config, time.monotonic() - began, parameters)
+    print(report.removesuffix("\n") + "\n" + cheapest(args.runs, references["bus"][1]))
+
+
+# The cheapest stack with deduplication where nothing accepted is lost (every delivery on the bus): no S3
+# archive but for claim checks, no replay store, no replay protection, deduplication in one write.
+CHEAPEST = {"ArchiveMode": "off", "BusReplayArchive": "off", "ReplayProtection": "false", "DedupMode": "after"}
+
+
+def cheapest(runs: int, minimal: Units) -> str:
+    """The small delivery's cost in the :data:`CHEAPEST` configuration, against the minimal design's."""
+    config = deployed(parameters=CHEAPEST)
+    [(_, units)] = measure_receiver(KINDS[:1], runs, template=config)
+    total = sum(cost_per_million(units, config.receiver_memory_mb).values())
+    floor = sum(cost_per_million(minimal, config.receiver_memory_mb).values())
+    settings = " ".join(f"{name}={value}" for name, value in CHEAPEST.items())
+    return (
+        f"\n## The cheapest configuration with deduplication\n\n`{settings}`: nothing accepted is lost (every "
+        f"delivery is on the bus), no replay store. The small delivery costs **{money(total)}** per million, "
+        f"**{total / floor:.2f}{TIMES}** the minimal design ({money(floor)}).\n"
+    )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ PIPELINE_VARIABLES = (
     "EVENT_MAX_ENTRY_BYTES",
     "EVENT_INLINE_MAX_BYTES",
     "ARCHIVE_MODE",
+    "DEDUP_MODE",
 )
 
 # Parameter values that switch every optional part of the template on: the redelivery function

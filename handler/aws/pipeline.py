@@ -8,7 +8,7 @@ from handler.aws.eventbridge import EventBus
 from handler.aws.s3 import S3Archive, S3PayloadStore
 from handler.core.handoff import Handoff
 from handler.core.ports import Once, Replays, Telemetry
-from handler.core.settings import Settings
+from handler.core.settings import DedupMode, Settings
 
 
 def handoff(settings: Settings, telemetry: Telemetry) -> Handoff:
@@ -37,6 +37,10 @@ def replays(settings: Settings) -> Replays | None:
 def deduplicator(settings: Settings) -> Once | None:
     if not settings.idempotency_table:
         return None
+    if settings.dedup_mode is DedupMode.AFTER:
+        from handler.aws.record_after import RecordAfter
+
+        return RecordAfter(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)
     from handler.aws.idempotency import Deduplicator  # Powertools' idempotency: only when configured
 
     return Deduplicator(settings.idempotency_table, ttl_seconds=settings.dedup_ttl_seconds)

@@ -61,6 +61,13 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9._\-/#: ]{1,255}")  # CloudWatch allows spac
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 
 
+class DedupMode(StrEnum):
+    """How deliveries are deduplicated (``DEDUP_MODE``)."""
+
+    GUARD = "guard"  # Powertools Idempotency: a record before the hand-off (a copy meanwhile is a 409), then done
+    AFTER = "after"  # one write: read, hand off, record (a copy at the same moment is handed off too)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Immutable configuration, built once per container by :meth:`from_env`."""
@@ -80,6 +87,7 @@ class Settings:
     payload_bucket: str | None = None
     idempotency_table: str | None = None
     dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS
+    dedup_mode: DedupMode = DedupMode.GUARD
     time_budget_seconds: int = DEFAULT_TIME_BUDGET_SECONDS
     allowed_sources: SourceAllowList | None = None
 
@@ -122,6 +130,7 @@ class Settings:
             dedup_ttl_seconds=_int(
                 env, "IDEMPOTENCY_TTL_SECONDS", DEFAULT_DEDUP_TTL_SECONDS, minimum=60, maximum=365 * DAY
             ),
+            dedup_mode=_choice(env, "DEDUP_MODE", DedupMode, DedupMode.GUARD),
             time_budget_seconds=_int(
                 env,
                 "WEBHOOK_TIME_BUDGET_SECONDS",

@@ -50,6 +50,7 @@ def test_a_deployed_receiver_with_nowhere_to_hand_off_refuses_unless_told_its_li
         ("EVENT_INLINE_MAX_BYTES", "1023"),
         ("EVENT_INLINE_MAX_BYTES", str(2 * 1024 * 1024)),
         ("ARCHIVE_MODE", "sometimes"),
+        ("DEDUP_MODE", "before"),
         ("ARCHIVE_MODE", "large"),  # without EVENT_BUS_NAME: the archive is the only hand-off
         ("WEBHOOK_TIME_BUDGET_SECONDS", "30"),
         ("ARCHIVE_BUCKET", "my archive"),

@@ -52,6 +52,9 @@ def invoke(event: dict[str, Any], *, env: dict[str, str]) -> dict[str, Any]:
     from handler import app, wiring
 
     saved = dict(os.environ)
+    if env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION"):
+        # Lambda sets both; botocore reads only AWS_DEFAULT_REGION (a file written for Lambda sets AWS_REGION).
+        env = {**env, "AWS_DEFAULT_REGION": env["AWS_REGION"]}
     os.environ.update(env)
     wiring.forget_container_state()  # a new container: settings, telemetry and clients from ``env``
     handler = wiring.telemetry().logger.registered_handler

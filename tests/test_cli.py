@@ -312,3 +312,22 @@ def test_with_archive_mode_large_small_deliveries_reach_the_bus_only_and_replay_
     captured = capsys.readouterr()
     assert captured.out.strip().endswith("sent 0, failed 0")
     assert "aws events start-replay" in captured.err
+
+
+def test_invoke_takes_the_region_from_aws_region_as_lambda_sets_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, aws: None
+) -> None:
+    """botocore reads AWS_DEFAULT_REGION only; an env-vars file written for Lambda sets AWS_REGION."""
+    boto3.client("ssm", region_name="eu-west-1").put_parameter(
+        Name="/team/secret", Value="team-secret", Type="SecureString"
+    )
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    env_file = tmp_path / "env.json"
+    variables = {"WEBHOOK_SECRET_PARAMETER": "/team/secret", "WEBHOOK_SECRET": "", "AWS_REGION": "eu-west-1"}
+    env_file.write_text(json.dumps({"WebhookFunction": variables}))
+    event_file = tmp_path / "event.json"
+    assert main(["event", "push", "--secret", "team-secret", "-o", str(event_file)]) == 0
+    capsys.readouterr()
+    assert main(["invoke", str(event_file), "--env-vars", str(env_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["statusCode"] == 202

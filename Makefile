@@ -56,7 +56,7 @@ IAC_STAMP := $(IAC_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: serve test lint iac audit bench drill cost build events clean build-WebhookFunction build-RedeliveryFunction
+.PHONY: serve test lint iac audit bench drill cost build deploy events clean build-WebhookFunction build-RedeliveryFunction
 .PHONY: $(call stale,$(STAMP),$(PYTHON_VERSION)) $(if $(SMOKE_STAMP),$(call stale,$(SMOKE_STAMP),$(word 2,$(SMOKE_FOUND))))
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-redelivery.txt
@@ -141,6 +141,16 @@ oldest_notice = printf '%s\n' '' \
 # `sam build` with the pinned SAM CLI (.venv-iac) and its telemetry off (no banner, nothing sent).
 build: $(IAC_STAMP)
 	$(IAC)/sam build
+
+# Deploy with the pinned SAM CLI and samconfig.toml's answers: no guided prompt to abort on. ENV=prod for
+# production (which shows the change set and asks first), REGION=... to choose the region. The preflight
+# checks first that the SecureStrings the stack reads exist, and names the command that creates one.
+ENV ?= default
+deploy: $(STAMP) $(IAC_STAMP)
+	@region=$$($(PY) -m devkit.deploy --config-env $(ENV) $(if $(REGION),--region $(REGION))) && \
+		echo "==> Deploying samconfig.toml's [$(ENV)] to $$region" >&2 && \
+		$(IAC)/sam build && \
+		$(IAC)/sam deploy --config-env $(ENV) --region $$region
 
 events: $(STAMP)
 	$(PY) -m devkit event --samples

@@ -66,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretty", action="store_true", help="indent the JSON (GitHub sends it compact: sizes and bytes then differ)"
     )
 
+    secret = commands.add_parser(
+        "secret",
+        help="create the webhook secret (or store a GitHub App key) as an SSM SecureString",
+        description="Write the SecureStrings a deployment reads, before `make deploy` (CloudFormation cannot "
+        "create one). The value is never printed unless --show is given. Uses your AWS environment.",
+    )
+    secret_actions = secret.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = secret_actions.add_parser(
+        "create", help="generate a webhook secret (32 random bytes, 64 hex characters) and store it"
+    )
+    store = secret_actions.add_parser("store", help="store a file, such as a GitHub App's private key (PEM)")
+    store.add_argument("file", help="the file to store, for example the .pem GitHub gave you for the App")
+    for action in (create, store):
+        action.add_argument("--parameter", required=True, help="the parameter's name, e.g. /github-webhook/dev/secret")
+        action.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
+        action.add_argument("--kms-key-id", help="a customer-managed KMS key (default: the account's aws/ssm key)")
+        action.add_argument("--overwrite", action="store_true", help="replace a parameter that exists")
+    create.add_argument("--show", action="store_true", help="also print the secret (to paste it somewhere by hand)")
+
     event = commands.add_parser(
         "event",
         help="build an API Gateway HTTP API v2 event file from a payload",
@@ -319,8 +338,29 @@ def run_redeliver(args: argparse.Namespace) -> int:
     return code
 
 
+def run_secret(args: argparse.Namespace) -> int:
+    from devkit import secret
+    from devkit.replay import use_region
+
+    use_region(args.region)
+    options = {"kms_key_id": args.kms_key_id, "overwrite": args.overwrite}
+    if args.action == "store":
+        size = secret.store(args.parameter, args.file, **options)
+        print(f"stored {args.file} as {args.parameter} (SecureString, {size} characters)")
+        return errors.OK
+    value = secret.create(args.parameter, **options)
+    print(f"created {args.parameter} (SecureString, {len(value)} characters)")
+    if args.show:
+        print(value)
+    else:
+        read = f"aws ssm get-parameter --name {args.parameter} --with-decryption --query Parameter.Value --output text"
+        print(f"read it when you need it: {read}", file=sys.stderr)
+    return errors.OK
+
+
 COMMANDS = {
     "serve": run_serve,
+    "secret": run_secret,
     "send": run_send,
     "event": run_event,
     "invoke": run_invoke,

@@ -109,7 +109,7 @@ def test_keys_do_not_leak_from_one_request_into_the_next_under_uvicorn(logs: Log
 
 
 # A delivery's line, ids and names included, with its metric: what CloudWatch Logs bills per delivery.
-LINE_MAX_BYTES = 500  # 458 for a push, 483 for pull_request.opened (was 827)
+LINE_MAX_BYTES = 520  # 477 for a push, 502 for pull_request.opened (was 827)
 
 
 def test_a_delivery_line_is_short_and_the_containers_constants_are_written_once(

@@ -30,6 +30,16 @@ from handler.core.routing import Router
 from handler.core.settings import Settings
 
 
+def secret_label(position: int) -> str:
+    """Which line of the secret parameter verified a delivery, never its value: ``current`` (the
+    first), ``previous`` (the second, as during a rotation), then ``line 3``…
+
+    >>> secret_label(0), secret_label(1), secret_label(2)
+    ('current', 'previous', 'line 3')
+    """
+    return "current" if position == 0 else "previous" if position == 1 else f"line {position + 1}"
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What the receiver did with a delivery: ``status`` is ``ACCEPTED`` or ``DUPLICATE``."""
@@ -112,14 +122,24 @@ class Receiver:
         keys: dict[str, Any],
     ) -> Receipt:
         try:
-            delivery = self._verified(headers, body, source_ip)
+            delivery, position = self._verified(headers, body, source_ip)
+            secret = secret_label(position)
             verified = {
                 "action": capped(delivery.action),
                 "hook_id": delivery.hook_id,
                 "repository": capped(delivery.repository),
+                "secret": secret,
             }
             keys.update(verified)
             self._telemetry.bind(**verified)
+            if position:
+                # During a rotation: an operator watches this fall to zero before removing the old secret.
+                self._telemetry.log(
+                    "info",
+                    "delivery verified with an older secret",
+                    metrics=["SecretVerified"],
+                    dimensions={"secret": secret},
+                )
             status = self._hand_off_once(delivery, headers, received_at, budget, lambda_context)
         except Outcome as exc:
             report(self._telemetry, exc)
@@ -151,7 +171,7 @@ class Receiver:
                 "info", "delivery accepted", metrics=["DeliveryAccepted"], dimensions=event, status=status.value
             )
 
-    def _verified(self, headers: Mapping[str, str], body: bytes, source_ip: str | None) -> Delivery:
+    def _verified(self, headers: Mapping[str, str], body: bytes, source_ip: str | None) -> tuple[Delivery, int]:
         # Source and size first: we refuse to hash more than the limit. Then the signature,
         # before anything in the body (or any header besides the signature) is interpreted.
         allowed = self._settings.allowed_sources
@@ -160,13 +180,15 @@ class Receiver:
         if len(body) > self._settings.max_body_bytes:
             raise PayloadTooLarge()
         presented = signature.Signature.from_headers(headers, allow_sha1=self._settings.allow_sha1)
-        self._check_signature(body, presented)
-        return parse_delivery(headers, body)
+        position = self._check_signature(body, presented)
+        return parse_delivery(headers, body), position
 
-    def _check_signature(self, body: bytes, presented: signature.Signature) -> None:
+    def _check_signature(self, body: bytes, presented: signature.Signature) -> int:
+        """The position of the secret that verified ``body`` in the parameter (0: its first line)."""
         known = self._secrets.current()
-        if signature.verify(body, signature=presented, secrets=known):
-            return
+        position = signature.matching(body, signature=presented, secrets=known)
+        if position is not None:
+            return position
         # A mismatch may mean the secret was rotated: re-read it, at most once per interval.
         try:
             fresh = self._secrets.refreshed()
@@ -175,10 +197,11 @@ class Receiver:
             self._telemetry.log("warning", "secret refresh failed", error=exc.code, detail=capped(exc.detail))
             fresh = None
         if fresh is not None:
-            new = [secret for secret in fresh if secret not in known]
-            if new and signature.verify(body, signature=presented, secrets=new):
+            # Only a secret not known before can verify now (the known ones just failed).
+            position = signature.matching(body, signature=presented, secrets=fresh)
+            if position is not None and fresh[position] not in known:
                 self._telemetry.log("info", "webhook secret refreshed after a rotation")
-                return
+                return position
         raise SignatureMismatch()
 
     def _hand_off_once(

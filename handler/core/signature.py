@@ -59,10 +59,20 @@ def verify(body: bytes, *, signature: Signature, secrets: Iterable[bytes]) -> bo
     Several secrets are accepted so a rotation can overlap. Each comparison is constant-time;
     GitHub sends lower-case hex, and nothing else is accepted.
     """
+    return matching(body, signature=signature, secrets=secrets) is not None
+
+
+def matching(body: bytes, *, signature: Signature, secrets: Iterable[bytes]) -> int | None:
+    """The position in ``secrets`` of the one ``signature`` was made with, or None (see :func:`verify`).
+
+    >>> old, new = b"old", b"new"
+    >>> matching(b"{}", signature=Signature("sha256", sign(b"{}", secret=old).encode()), secrets=[new, old])
+    1
+    """
     digestmod = _ALGORITHMS[signature.algorithm]
     prefix = signature.algorithm.encode() + b"="
-    for secret in secrets:
+    for position, secret in enumerate(secrets):
         expected = prefix + hmac.new(secret, body, digestmod).hexdigest().encode()
         if hmac.compare_digest(expected, signature.value):
-            return True
-    return False
+            return position
+    return None

@@ -211,6 +211,28 @@ def test_during_a_rotation_either_secret_verifies_and_nothing_else() -> None:
     assert world.send(*request(secret=SECRET)) == "401 signature_mismatch"
 
 
+def test_each_line_says_which_secret_verified_and_the_older_one_is_counted() -> None:
+    """Its position in the parameter, never its value: an operator sees the previous one stop being used."""
+    world = build(secrets=(b"new-secret", b"old-secret", b"oldest"))
+    for secret in ("new-secret", "old-secret", "oldest"):
+        assert world.send(*request(secret=secret)) == "accepted"
+    accepted = [line for line in world.telemetry.lines if line.message == "delivery accepted"]
+    assert [line.fields["secret"] for line in accepted] == ["current", "previous", "line 3"]
+    older = [line for line in world.telemetry.lines if "SecretVerified" in line.metrics]
+    assert [line.fields["secret"] for line in older] == ["previous", "line 3"]  # the metric's dimension
+    assert not {"new-secret", "old-secret", "oldest"} & {
+        str(value) for line in world.telemetry.lines for value in line.fields.values()
+    }
+
+
+def test_after_a_refresh_the_position_is_the_new_parameters() -> None:
+    world = build(secrets=(b"old",))
+    world.secrets.rotate(b"new", b"old")
+    assert world.send(*request(secret="new")) == "accepted"
+    [accepted] = [line for line in world.telemetry.lines if line.message == "delivery accepted"]
+    assert accepted.fields["secret"] == "current"
+
+
 # --- the secret: refreshed on a mismatch, failing closed ----------------------------------------
 
 
@@ -480,6 +502,7 @@ def test_an_accepted_delivery_logs_one_line_with_its_metric_and_every_key() -> N
         "hook_id": headers[h.HOOK_ID],
         "action": "opened",
         "repository": "octo-org/hello-webhooks",
+        "secret": "current",
         "status": "accepted",
     }
     assert world.telemetry.bound == {}  # unbound at the end of the request

@@ -66,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretty", action="store_true", help="indent the JSON (GitHub sends it compact: sizes and bytes then differ)"
     )
 
+    connect = commands.add_parser(
+        "connect",
+        help="create (or update) a GitHub webhook that points at the stack, ping it and read the answer",
+        description="Point a repository's or organization's webhook at a deployed stack: its WebhookUrl and its "
+        "secret (from CloudFormation and SSM), content type json, TLS verified, active. Run twice, it updates "
+        "its own hook. Then a ping, read back through the deliveries API: 2xx, or what went wrong. Needs "
+        "GITHUB_TOKEN (admin:repo_hook, or admin:org_hook) and your AWS environment; prints the hook's "
+        "REDELIVERY_HOOKS entry.",
+    )
+    where = connect.add_mutually_exclusive_group(required=True)
+    where.add_argument("--repo", help="OWNER/REPO")
+    where.add_argument("--org", help="ORG (an organization hook: every repository's events)")
+    connect.add_argument("--stack", help="the stack's name (its WebhookUrl output and secret parameter)")
+    connect.add_argument("--url", help="the webhook URL, instead of --stack")
+    connect.add_argument("--parameter", help="the secret parameter's name, with --url")
+    connect.add_argument("--events", default="*", help="comma-separated events (default: * , every event)")
+    connect.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
+    connect.add_argument("--wait", type=float, default=20.0, help="seconds to wait for the ping's delivery (20)")
+
     secret = commands.add_parser(
         "secret",
         help="create the webhook secret (or store a GitHub App key) as an SSM SecureString",
@@ -338,6 +357,28 @@ def run_redeliver(args: argparse.Namespace) -> int:
     return code
 
 
+def run_connect(args: argparse.Namespace) -> int:
+    from devkit.connect import Endpoint, connect, current_secret, explain, owner_path, stack_endpoint
+    from devkit.redeliver import client, settings_for
+    from devkit.replay import use_region
+
+    owner = owner_path(args.repo, args.org)
+    if bool(args.stack) == bool(args.url):
+        raise CliError("give --stack NAME, or --url URL with --parameter NAME", errors.USAGE)
+    if args.url and not args.parameter:
+        raise CliError("--url needs --parameter (the secret's SSM name)", errors.USAGE)
+    events = [event.strip() for event in args.events.split(",") if event.strip()] or ["*"]
+    api = client(settings_for(f"{owner}/hooks/1", app_id=None, key_file=None))
+    use_region(args.region)
+    url, parameter = stack_endpoint(args.stack) if args.stack else (args.url, args.parameter)
+    done = connect(api, owner, Endpoint(url, current_secret(parameter)), events=events, wait=args.wait)
+    verb = "created" if done.created else "updated"
+    print(f"{verb} hook {done.hook.spec.rsplit('/', 1)[1]} on {owner} -> {url}")
+    print(explain(done.status_code, done.status))
+    print(f"REDELIVERY_HOOKS entry: {done.hook.spec}")
+    return errors.OK if 200 <= done.status_code < 300 else errors.REJECTED
+
+
 def run_secret(args: argparse.Namespace) -> int:
     from devkit import secret
     from devkit.replay import use_region
@@ -361,6 +402,7 @@ def run_secret(args: argparse.Namespace) -> int:
 COMMANDS = {
     "serve": run_serve,
     "secret": run_secret,
+    "connect": run_connect,
     "send": run_send,
     "event": run_event,
     "invoke": run_invoke,

@@ -46,6 +46,7 @@ SECONDARY_WAIT_SECONDS = 60.0  # GitHub: without retry-after, wait at least a mi
 MAX_HEADER_WAIT = 24 * 3600.0  # a retry-after or reset further away than this is garbage, ignored
 MAX_BODY_BYTES = 64 * 2**20
 REFUSALS = frozenset({400, 404, 410, 422})  # about one delivery: that delivery's verdict
+ANY_REFUSAL = frozenset(range(400, 500))
 
 
 class GitHubDeliveries:
@@ -86,15 +87,25 @@ class GitHubDeliveries:
 
     def redeliver(self, hook: Hook, delivery_id: int) -> None:
         """Raises :class:`Refused` when GitHub will not redeliver that attempt (400, 404, 410, 422)."""
-        self._request(hook, "POST", self._url(hook.attempts_path(_delivery_id(delivery_id))), one_delivery=True)
+        self._request(hook, "POST", self._url(hook.attempts_path(_delivery_id(delivery_id))), refusals=REFUSALS)
 
     def delivery(self, hook: Hook, delivery_id: int) -> Mapping[str, Any]:
         """Raises :class:`Refused` when GitHub has no such attempt (400, 404, 410, 422)."""
         url = self._url(hook.delivery_path(_delivery_id(delivery_id)))
-        record = _json("GET", url, self._request(hook, "GET", url, one_delivery=True))
+        record = _json("GET", url, self._request(hook, "GET", url, refusals=REFUSALS))
         if not isinstance(record, Mapping):
             raise GitHubError(f"GET {_path(url)} answered a body that is not a JSON object")
         return record
+
+    def call(self, hook: Hook, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Another endpoint of the API, for the tools that manage a hook (`webhook connect`,
+        `rotate-secret`): ``path`` (``/repos/o/r/hooks``) with the credential ``hook`` selects, the same
+        deadlines, rate limits and retries (a POST never sent twice). JSON in and out; None for an empty
+        answer (204). Any 4xx that is not a rate limit raises :class:`Refused` with its status."""
+        url = self._url(path)
+        data = json.dumps(body).encode() if body is not None else None
+        answer = self._request(hook, method, url, refusals=ANY_REFUSAL, body=data)
+        return _json(method, url, answer) if answer.body.strip() else None
 
     def _url(self, path: str) -> str:
         return sansio.format_url(path, {}, base_url=self._api_url)
@@ -126,7 +137,9 @@ class GitHubDeliveries:
         # Every item, objects or not: the core skips and counts what is not an attempt.
         return Page(data, urljoin(url, more) if more else None)
 
-    def _request(self, hook: Hook, method: str, url: str, *, one_delivery: bool = False) -> _Answer:
+    def _request(
+        self, hook: Hook, method: str, url: str, *, refusals: frozenset[int] = frozenset(), body: bytes | None = None
+    ) -> _Answer:
         credential, why = hook.credential, "no attempt"
         for attempt in range(MAX_ATTEMPTS):
             self._wait_turn(credential, method)
@@ -138,7 +151,7 @@ class GitHubDeliveries:
                 self._last_post[credential] = self._clock()
             self.requests += 1
             try:
-                answer = _send(method, url, headers, min(REQUEST_DEADLINE, left))
+                answer = _send(method, url, headers, min(REQUEST_DEADLINE, left), body)
             except _TooLarge as exc:
                 raise GitHubError(
                     f"{method} {_path(url)} answered {exc.status} with over {MAX_BODY_BYTES} bytes"
@@ -158,7 +171,7 @@ class GitHubDeliveries:
                     limit = self._rate_limit(answer, message)
                     if limit is None:
                         text = f"{method} {_path(url)} answered {answer.status} ({message})"
-                        if one_delivery and answer.status in REFUSALS:
+                        if answer.status in refusals:
                             raise Refused(text, status=answer.status)
                         raise GitHubError(text)
                     wait, why = limit
@@ -285,7 +298,7 @@ class _Watchdog:
                     socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
 
-def _send(method: str, url: str, headers: Mapping[str, str], seconds: float) -> _Answer:
+def _send(method: str, url: str, headers: Mapping[str, str], seconds: float, body: bytes | None = None) -> _Answer:
     """One request, over within ``seconds`` whatever the server does (the DNS lookup aside: see _connect)."""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -299,8 +312,12 @@ def _send(method: str, url: str, headers: Mapping[str, str], seconds: float) -> 
         connection.sock = _connect(parts, watchdog)
         # Only the configured API URL (https; loopback in tests) is ever requested: next pages are
         # checked in next_page, and http.client never follows a redirect.
-        host = {"host": parts.netloc.rpartition("@")[2]}
-        connection.request(method, target, body=b"" if method == "POST" else None, headers={**headers, **host})
+        sent = {**headers, "host": parts.netloc.rpartition("@")[2]}
+        if body is not None:
+            sent["content-type"] = "application/json"
+        elif method in ("POST", "PATCH"):
+            body = b""
+        connection.request(method, target, body=body, headers=sent)
         response = connection.getresponse()
         answer = _Answer(response.status, response.reason, _lower(response.getheaders()), _read(response))
     except Exception:

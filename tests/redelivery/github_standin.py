@@ -14,6 +14,12 @@ It models what the redelivery function relies on (FACTS.md, "GitHub's deliveries
   guid) whose outcome the test scripts, or which really re-posts the original request to a receiver;
   or, for an attempt the test says so (:meth:`GitHubStandIn.refuse`), a refusal every time.
 
+Hooks themselves, for `webhook connect` and `rotate-secret`: ``GET``/``POST …/hooks`` (a repository's or
+an organization's), ``GET``/``PATCH …/hooks/{id}`` and ``…/hooks/{id}/config``, ``POST …/hooks/{id}/pings``
+(a ping signed with the hook's secret and really posted to its URL, recorded as a delivery: GitHub's
+answer is 204 before the ping is sent; here it is sent first), and the App's ``GET``/``PATCH
+/app/hook/config`` (with the App's JWT). The secret is never returned (``********``), as GitHub does.
+
 Opt-in, for robustness tests and drills: rate limits enforced on :attr:`GitHubStandIn.clock` (a primary
 limit per credential and hour, GitHub's secondary limits on POSTs), malformed list items, a ``Link``
 header that loops, and dates from the clock (``dates_from_clock``) for a drill on a virtual clock.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import ssl
 import threading
 import time
@@ -162,6 +169,38 @@ class ScriptedFault:
     seconds: float = 60.0
 
 
+@dataclass
+class Webhook:
+    """A hook as GitHub keeps it: its config holds the secret, which no answer ever shows."""
+
+    id: int
+    owner: str  # "/repos/o/r", "/orgs/o" or "/app"
+    config: dict[str, str]
+    events: list[str]
+    active: bool = True
+
+    @property
+    def path(self) -> str:
+        return "/app/hook" if self.owner == "/app" else f"{self.owner}/hooks/{self.id}"
+
+    def shown(self) -> dict[str, Any]:
+        config = {key: ("********" if key == "secret" else value) for key, value in self.config.items()}
+        return {
+            "type": "Repository" if self.owner.startswith("/repos") else "Organization",
+            "id": self.id,
+            "name": "web",
+            "active": self.active,
+            "events": self.events,
+            "config": config,
+        }
+
+
+_OWNER = r"/(?:repos/[^/]+/[^/]+|orgs/[^/]+)"
+_HOOKS = re.compile(rf"(?P<owner>{_OWNER})/hooks")
+_HOOK = re.compile(rf"(?P<owner>{_OWNER})/hooks/(?P<id>\d+)(?P<rest>/config|/pings)?")
+_APP_CONFIG = "/app/hook/config"
+
+
 @dataclass(frozen=True, slots=True)
 class Drip:
     """A body the server sends one byte every ``every`` seconds."""
@@ -234,6 +273,9 @@ class GitHubStandIn:
         self.refusals: dict[int | str, tuple[int, str]] = {}  # delivery id or guid -> (status, message)
         self.looping: set[str] = set()  # hook paths whose Link header loops
         self.limits: RateLimits | None = None
+        self.webhooks: dict[str, Webhook] = {}  # hook path -> the hook
+        self.pings: list[Delivery] = []
+        self._hook_ids = itertools.count(400_000_001)
         self._ids = itertools.count(10_000_000_001)
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -395,16 +437,129 @@ class GitHubStandIn:
 
     # The server's side -------------------------------------------------------------------------
 
-    def answer(self, method: str, target: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
+    def app_hook(self, url: str, secret: str, content_type: str = "json") -> Webhook:
+        """The App's own hook (GitHub creates it with the App): what ``PATCH /app/hook/config`` changes."""
+        hook = Webhook(0, "/app", {"url": url, "content_type": content_type, "insecure_ssl": "0", "secret": secret}, [])
+        with self._lock:
+            self.webhooks[hook.path] = hook
+            self.hooks.setdefault(hook.path, [])
+        return hook
+
+    def secret_of(self, path: str) -> str:
+        """What the hook at ``path`` signs with now (the test's view; GitHub never shows it)."""
+        return self.webhooks[path].config.get("secret", "")
+
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
         split = urlsplit(target)
         path, query = split.path, parse_qs(split.query)
         received = Received(method, path, query, headers.get("authorization", ""), at=self.clock())
         with self._lock:
             self.requests[path] += 1
             self.received.append(received)
+        managed = self._manage(method, path, headers, body, received)
+        if managed is not None:
+            received.answered = managed[0]
+            return managed
         status, extra, body = self._route(method, path, query, headers, received)
         received.answered = status
         return status, extra, body
+
+    def _manage(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, received: Received
+    ) -> tuple[int, dict[str, str], Any] | None:
+        """The hooks' own endpoints, or None for a path that is not one of them."""
+        hooks, hook = _HOOKS.fullmatch(path), _HOOK.fullmatch(path)
+        if not (hooks or hook or path == _APP_CONFIG):
+            return None
+        refusal = self._authenticate("/app/hook" if path == _APP_CONFIG else path, headers, received)
+        if refusal is not None:
+            return refusal
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            return self._fault_answer(fault)
+        try:
+            sent = json.loads(body) if body else {}
+        except ValueError:
+            return 400, {}, {"message": "Problems parsing JSON"}
+        if path == _APP_CONFIG:
+            app = self.webhooks.get("/app/hook")
+            if app is None:
+                return 404, {}, {"message": "Not Found"}
+            return self._config(app, method, sent)
+        if hooks:
+            owner = hooks["owner"]
+            if method == "GET":
+                with self._lock:
+                    return 200, {}, [h.shown() for h in self.webhooks.values() if h.owner == owner]
+            if method == "POST":
+                return self._create(owner, sent)
+            return 404, {}, {"message": "Not Found"}
+        assert hook is not None
+        found = self.webhooks.get(f"{hook['owner']}/hooks/{hook['id']}")
+        if found is None:
+            return 404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+        if hook["rest"] == "/config":
+            return self._config(found, method, sent)
+        if hook["rest"] == "/pings":
+            if method != "POST":
+                return 404, {}, {"message": "Not Found"}
+            self._ping(found)
+            return 204, {}, b""
+        if method == "GET":
+            return 200, {}, found.shown()
+        if method == "PATCH":
+            with self._lock:
+                found.config.update({k: str(v) for k, v in sent.get("config", {}).items()})
+                found.events = list(sent.get("events", found.events))
+                found.active = bool(sent.get("active", found.active))
+            return 200, {}, found.shown()
+        return 404, {}, {"message": "Not Found"}
+
+    def _create(self, owner: str, sent: Mapping[str, Any]) -> tuple[int, dict[str, str], Any]:
+        config = sent.get("config")
+        if sent.get("name", "web") != "web" or not isinstance(config, dict) or not config.get("url"):
+            return 422, {}, {"message": "Validation Failed", "errors": [{"resource": "Hook", "code": "custom"}]}
+        with self._lock:
+            if any(h.owner == owner and h.config.get("url") == config["url"] for h in self.webhooks.values()):
+                return (
+                    422,
+                    {},
+                    {"message": "Validation Failed", "errors": [{"message": "Hook already exists on this repository"}]},
+                )
+            hook = Webhook(
+                next(self._hook_ids),
+                owner,
+                {k: str(v) for k, v in config.items()},
+                list(sent.get("events", ["push"])),
+                bool(sent.get("active", True)),
+            )
+            self.webhooks[hook.path] = hook
+            self.hooks.setdefault(hook.path, [])
+        self._ping(hook)  # GitHub pings a new hook
+        return 201, {}, hook.shown()
+
+    def _config(self, hook: Webhook, method: str, sent: Mapping[str, Any]) -> tuple[int, dict[str, str], Any]:
+        if method == "PATCH":
+            with self._lock:
+                hook.config.update({k: str(v) for k, v in sent.items()})
+        elif method != "GET":
+            return 404, {}, {"message": "Not Found"}
+        return 200, {}, hook.shown()["config"]
+
+    def _ping(self, hook: Webhook) -> Delivery:
+        """A ping, signed with the hook's secret, posted to its URL; recorded as a delivery of the hook."""
+        from devkit.github import github_headers
+
+        body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": hook.id, "hook": hook.shown()}).encode()
+        secret = hook.config.get("secret") or None
+        headers = github_headers("ping", body, secret=secret, hook_id=str(hook.id))
+        delivery = self.post_to_receiver(
+            hook.path.removeprefix("/") if hook.owner != "/app" else "app", hook.config["url"], body, headers
+        )
+        self.pings.append(delivery)
+        return delivery
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str], received: Received
@@ -654,10 +809,9 @@ def _handler_for(github: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(length)
+            sent = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
-            status, extra, body = github.answer(self.command, self.path, headers)
+            status, extra, body = github.answer(self.command, self.path, headers, sent)
             if isinstance(body, Drip):
                 self._drip(status, extra, body)
                 return
@@ -690,7 +844,7 @@ def _handler_for(github: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
                 except OSError:  # the client gave up
                     return
 
-        do_GET = do_POST = _serve
+        do_GET = do_POST = do_PATCH = _serve
 
         def log_message(self, format: str, *args: object) -> None:
             pass

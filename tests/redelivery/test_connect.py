@@ -1,0 +1,171 @@
+"""`webhook connect` against the GitHub stand-in and a running `webhook serve` that reads its secret from SSM
+on an emulator (moto's server on loopback): the hook created, found again (never a duplicate), pinged, and
+the ping's answer read back through the deliveries API; a wrong secret reported; the secret never printed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from devkit.cli import main
+from tests.redelivery.conftest import TOKEN
+from tests.redelivery.github_standin import GitHubStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMETER = "/github-webhook/dev/secret"
+SECRET = "connect-test-secret-0123456789abcdef"
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[dict[str, str]]:
+    """moto's server on loopback with the secret, and the AWS environment that points at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    ssm.put_parameter(Name=PARAMETER, Value=SECRET + "\n", Type="SecureString")
+    ssm.put_parameter(Name="/other/secret", Value="not-the-receivers", Type="SecureString")
+    yield env
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver(emulator: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`webhook serve --no-emulator`, reading its secret from SSM on the emulator (verify only)."""
+    port = free_port()
+    errors = tmp_path_factory.mktemp("connect") / "serve.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
+    env |= emulator | {"WEBHOOK_SECRET_PARAMETER": PARAMETER}
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+            [sys.executable, "-m", "devkit", "serve", "--no-emulator", "--json", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert process.poll() is None, errors.read_text()
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/webhook"
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def tool_env(emulator: dict[str, str], github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's environment: the emulator for AWS, the stand-in for GitHub."""
+    for name, value in emulator.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    boto3.setup_default_session()
+
+
+def connect(*args: str) -> int:
+    return main(["connect", "--repo", "octo-org/hello", *args, "--wait", "5"])
+
+
+def test_connect_creates_the_hook_pings_it_and_reads_the_receivers_answer(
+    receiver: str, tool_env: None, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect("--url", receiver, "--parameter", PARAMETER) == 0
+    [hook] = github.webhooks.values()
+    assert hook.config == {"url": receiver, "content_type": "json", "insecure_ssl": "0", "secret": SECRET}
+    assert (hook.events, hook.active) == (["*"], True)
+    assert [ping.status_code for ping in github.pings][-1] == 202  # verified by the receiver
+    out = capsys.readouterr()
+    assert f"created hook {hook.id} on repos/octo-org/hello" in out.out
+    assert "verified it with the stack's secret" in out.out
+    assert f"REDELIVERY_HOOKS entry: repos/octo-org/hello/hooks/{hook.id}" in out.out
+    assert SECRET not in out.out + out.err
+    # Again, with other events: the same hook, updated.
+    assert connect("--url", receiver, "--parameter", PARAMETER, "--events", "push,pull_request") == 0
+    [again] = github.webhooks.values()
+    assert (again.id, again.events) == (hook.id, ["push", "pull_request"])
+    assert f"updated hook {hook.id}" in capsys.readouterr().out
+
+
+def test_a_secret_the_receiver_does_not_know_is_reported_not_hidden(
+    receiver: str, tool_env: None, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect("--url", receiver, "--parameter", "/other/secret") == 1
+    assert github.pings[-1].status_code == 401
+    out = capsys.readouterr().out
+    assert "the hook's secret is not the stack's" in out
+    assert "not-the-receivers" not in out
+
+
+def test_a_url_nothing_answers_at_is_reported_as_unreachable(
+    emulator: dict[str, str], tool_env: None, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect("--url", f"http://127.0.0.1:{free_port()}/webhook", "--parameter", PARAMETER) == 1
+    assert "GitHub reached nothing at the URL" in capsys.readouterr().out
+
+
+def test_github_refusing_the_token_is_exit_1_with_the_scope_it_needs(
+    receiver: str,
+    tool_env: None,
+    github: GitHubStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_wrong")
+    assert connect("--url", receiver, "--parameter", PARAMETER) == 1
+    assert "GitHub refused" in capsys.readouterr().err
+    assert github.webhooks == {}
+
+
+def test_the_stacks_url_and_secret_parameter_come_from_cloudformation() -> None:
+    from devkit.connect import stack_endpoint
+
+    template = """
+Parameters:
+  WebhookSecretParameterName: {Type: String, Default: /github-webhook/dev/secret}
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+Outputs:
+  WebhookUrl: {Value: https://abc123.execute-api.us-east-1.amazonaws.com/webhook}
+"""
+    with mock_aws():
+        boto3.setup_default_session(region_name=REGION)
+        boto3.client("cloudformation").create_stack(StackName="github-webhook-dev", TemplateBody=template)
+        assert stack_endpoint("github-webhook-dev") == (
+            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook",
+            "/github-webhook/dev/secret",
+        )

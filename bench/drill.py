@@ -208,14 +208,16 @@ class DrillStandIn(GitHubStandIn):
         self._by_id[delivery.id] = delivery
         self._specs[delivery.id] = spec
 
-    def answer(self, method: str, target: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
         path = target.split("?", 1)[0]
         kind = "post" if method == "POST" else "page" if path.endswith("/deliveries") else "record"
         if kind == "post" and self.lost_share and self._lost.random() < self.lost_share:
             self.lost += 1
             self.clock.advance(getattr(self.latency, kind))
             raise ConnectionAbortedError("the POST was lost before GitHub acted on it")
-        answer = super().answer(method, target, headers)
+        answer = super().answer(method, target, headers, body)
         self.kinds[kind] += 1
         self.limited += answer[0] in (403, 429)
         self.clock.advance(getattr(self.latency, kind))  # the client waits this long for the answer

@@ -85,6 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
     connect.add_argument("--wait", type=float, default=20.0, help="seconds to wait for the ping's delivery (20)")
 
+    rotate = commands.add_parser(
+        "rotate-secret",
+        help="rotate a hook's webhook secret on GitHub and in SSM, with no delivery refused",
+        description="Rotate in steps, each safe to repeat: a new secret; the parameter holds new then old; a "
+        "wait until every receiver has read it (WEBHOOK_SECRET_MAX_AGE); the hook's secret set to the new one; a "
+        "ping verified. --finish then removes the old secret (in the same run, after --drain seconds, or "
+        "later); --rollback before it puts the old one back. The plan is printed first; --dry-run stops "
+        "there. Secrets are never printed.",
+    )
+    rotate.add_argument("--hook", required=True, help="repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app")
+    rotate.add_argument("--parameter", required=True, help="the secret parameter's name")
+    rotate.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
+    rotate.add_argument("--dry-run", action="store_true", help="print the plan only")
+    rotate.add_argument("--finish", action="store_true", help="remove the old secret once the new one is verified")
+    rotate.add_argument("--drain", type=float, default=0.0, help="with --finish: seconds to wait before removing it")
+    rotate.add_argument("--rollback", action="store_true", help="put the old secret back (before --finish)")
+    rotate.add_argument("--wait", type=float, help="seconds receivers keep the secret (default: --function's)")
+    rotate.add_argument("--function", help="the receiver's function, to read its WEBHOOK_SECRET_MAX_AGE")
+    rotate.add_argument("--ping-wait", type=float, default=20.0, help="seconds to wait for the ping's delivery")
+    rotate.add_argument("--app-id", help="the GitHub App's id, for --hook app")
+    rotate.add_argument("--app-key", help="the App's private key (PEM), for --hook app")
+
     secret = commands.add_parser(
         "secret",
         help="create the webhook secret (or store a GitHub App key) as an SSM SecureString",
@@ -379,6 +401,30 @@ def run_connect(args: argparse.Namespace) -> int:
     return errors.OK if 200 <= done.status_code < 300 else errors.REJECTED
 
 
+def run_rotate(args: argparse.Namespace) -> int:
+    from devkit.redeliver import client, settings_for
+    from devkit.replay import use_region
+    from devkit.rotate import Rotation, Ssm, max_age_of
+
+    if args.finish and args.rollback:
+        raise CliError("--finish and --rollback go in different directions: choose one", errors.USAGE)
+    settings = settings_for(args.hook, app_id=args.app_id, key_file=args.app_key)
+    api = client(settings)
+    use_region(args.region)
+    max_age, why = (args.wait, "--wait") if args.wait is not None else max_age_of(args.function)
+    print(f"receivers keep the secret for {max_age:.0f} s ({why})")
+    rotation = Rotation(api, Ssm(), settings.hooks[0], args.parameter, max_age=max_age, ping_wait=args.ping_wait)
+    parameter = rotation.plan(finish=args.finish, rollback=args.rollback)
+    if args.dry_run:
+        return errors.OK
+    verified = (
+        rotation.rollback(parameter) if args.rollback else rotation.run(parameter, finish=args.finish, drain=args.drain)
+    )
+    if verified and not (args.finish or args.rollback):
+        print(f"then: ./webhook rotate-secret --hook {args.hook} --parameter {args.parameter} --finish")
+    return errors.OK if verified else errors.REJECTED
+
+
 def run_secret(args: argparse.Namespace) -> int:
     from devkit import secret
     from devkit.replay import use_region
@@ -403,6 +449,7 @@ COMMANDS = {
     "serve": run_serve,
     "secret": run_secret,
     "connect": run_connect,
+    "rotate-secret": run_rotate,
     "send": run_send,
     "event": run_event,
     "invoke": run_invoke,

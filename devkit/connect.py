@@ -106,14 +106,14 @@ def connect(
     """Create or update the hook, ping it and read what the receiver answered."""
     any_hook = Hook.parse(f"{owner}/hooks/1")  # the credential: a token for repositories and organizations
     config = {"url": endpoint.url, "content_type": "json", "insecure_ssl": "0", "secret": endpoint.secret}
-    hooks = _call(api, any_hook, "GET", f"/{owner}/hooks?per_page=100")
+    hooks = call(api, any_hook, "GET", f"/{owner}/hooks?per_page=100")
     mine = [h for h in hooks or [] if isinstance(h, Mapping) and (h.get("config") or {}).get("url") == endpoint.url]
     settings = {"config": config, "events": list(events), "active": True}
     if mine:
         hook_id, created = int(mine[0]["id"]), False
-        _call(api, any_hook, "PATCH", f"/{owner}/hooks/{hook_id}", settings)
+        call(api, any_hook, "PATCH", f"/{owner}/hooks/{hook_id}", settings)
     else:
-        made = _call(api, any_hook, "POST", f"/{owner}/hooks", {"name": "web", **settings})
+        made = call(api, any_hook, "POST", f"/{owner}/hooks", {"name": "web", **settings})
         hook_id, created = int(made["id"]), True
     hook = Hook.parse(f"{owner}/hooks/{hook_id}")
     status_code, status = ping(api, hook, wait=wait, sleep=sleep)
@@ -123,7 +123,7 @@ def connect(
 def ping(api: Any, hook: Hook, *, wait: float, sleep: Callable[[float], None]) -> tuple[int, str]:
     """Ping ``hook`` and wait for the ping's delivery: (status code, GitHub's status text)."""
     before = max((item["id"] for item in _pings(api, hook)), default=0)
-    _call(api, hook, "POST", f"/{hook.spec}/pings")
+    call(api, hook, "POST", f"/{hook.spec}/pings")
     deadline = time.monotonic() + wait
     while True:
         fresh = [item for item in _pings(api, hook) if item["id"] > before]
@@ -151,11 +151,11 @@ def explain(status_code: int, status: str) -> str:
 
 
 def _pings(api: Any, hook: Hook) -> list[Mapping[str, Any]]:
-    items = _call(api, hook, "GET", f"/{hook.spec}/deliveries?per_page=30") or []
+    items = call(api, hook, "GET", f"/{hook.spec}/deliveries?per_page=30") or []
     return [i for i in items if isinstance(i, Mapping) and i.get("event") == "ping" and isinstance(i.get("id"), int)]
 
 
-def _call(api: Any, hook: Hook, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+def call(api: Any, hook: Hook, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
     try:
         return api.call(hook, method, path, body)
     except Refused as exc:

@@ -4,93 +4,39 @@ the ping's answer read back through the deliveries API; a wrong secret reported;
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from devkit.cli import main
 from tests.redelivery.conftest import TOKEN
 from tests.redelivery.github_standin import GitHubStandIn
+from tests.redelivery.receivers import emulator, free_port, served
 
-ROOT = Path(__file__).resolve().parents[2]
 PARAMETER = "/github-webhook/dev/secret"
 SECRET = "connect-test-secret-0123456789abcdef"
-REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[dict[str, str]]:
-    """moto's server on loopback with the secret, and the AWS environment that points at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-    }
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    ssm.put_parameter(Name=PARAMETER, Value=SECRET + "\n", Type="SecureString")
-    ssm.put_parameter(Name="/other/secret", Value="not-the-receivers", Type="SecureString")
-    yield env
-    server.stop()
+def aws_env() -> Iterator[dict[str, str]]:
+    with emulator({PARAMETER: SECRET + "\n", "/other/secret": "not-the-receivers"}) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-def receiver(emulator: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`webhook serve --no-emulator`, reading its secret from SSM on the emulator (verify only)."""
-    port = free_port()
-    errors = tmp_path_factory.mktemp("connect") / "serve.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
-    env |= emulator | {"WEBHOOK_SECRET_PARAMETER": PARAMETER}
-    with errors.open("w") as stderr:
-        process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--no-emulator", "--json", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert process.poll() is None, errors.read_text()
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/webhook"
-        process.terminate()
-        process.wait(10)
+def receiver(aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Reading its secret from SSM on the emulator (verify only)."""
+    with served(
+        aws_env | {"WEBHOOK_SECRET_PARAMETER": PARAMETER}, tmp_path_factory.mktemp("connect") / "serve.txt"
+    ) as url:
+        yield url
 
 
 @pytest.fixture
-def tool_env(emulator: dict[str, str], github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+def tool_env(aws_env: dict[str, str], github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
     """The command's environment: the emulator for AWS, the stand-in for GitHub."""
-    for name, value in emulator.items():
+    for name, value in aws_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("GITHUB_API_URL", github.url)
@@ -132,7 +78,7 @@ def test_a_secret_the_receiver_does_not_know_is_reported_not_hidden(
 
 
 def test_a_url_nothing_answers_at_is_reported_as_unreachable(
-    emulator: dict[str, str], tool_env: None, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+    tool_env: None, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert connect("--url", f"http://127.0.0.1:{free_port()}/webhook", "--parameter", PARAMETER) == 1
     assert "GitHub reached nothing at the URL" in capsys.readouterr().out
@@ -151,7 +97,7 @@ def test_github_refusing_the_token_is_exit_1_with_the_scope_it_needs(
     assert github.webhooks == {}
 
 
-def test_the_stacks_url_and_secret_parameter_come_from_cloudformation() -> None:
+def test_the_stacks_url_and_secret_parameter_come_from_cloudformation(tool_env: None) -> None:
     from devkit.connect import stack_endpoint
 
     template = """
@@ -162,10 +108,9 @@ Resources:
 Outputs:
   WebhookUrl: {Value: https://abc123.execute-api.us-east-1.amazonaws.com/webhook}
 """
-    with mock_aws():
-        boto3.setup_default_session(region_name=REGION)
-        boto3.client("cloudformation").create_stack(StackName="github-webhook-dev", TemplateBody=template)
-        assert stack_endpoint("github-webhook-dev") == (
-            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook",
-            "/github-webhook/dev/secret",
-        )
+    # On the module's emulator (mock_aws would reset moto's state, which the emulator shares).
+    boto3.client("cloudformation").create_stack(StackName="github-webhook-dev", TemplateBody=template)
+    assert stack_endpoint("github-webhook-dev") == (
+        "https://abc123.execute-api.us-east-1.amazonaws.com/webhook",
+        "/github-webhook/dev/secret",
+    )

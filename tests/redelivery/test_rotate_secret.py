@@ -1,0 +1,160 @@
+"""`webhook rotate-secret` end to end: the GitHub stand-in's hook, a running `webhook serve` reading the
+parameter from SSM on the emulator. At every step a delivery signed with the secret the hook has at
+that moment is accepted (the stand-in's pings are signed that way); after --finish the old secret is
+refused. A failure at any step, then a rerun or --rollback, leaves a working pair. No secret is printed."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devkit.cli import main
+from devkit.github import github_headers, sample_payload
+from tests.redelivery.conftest import TOKEN
+from tests.redelivery.github_standin import Fault, GitHubStandIn
+from tests.redelivery.receivers import emulator, free_port, served
+
+PARAMETER = "/rotate/secret"
+OLD = "rotate-old-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def aws_env() -> Iterator[dict[str, str]]:
+    with emulator({PARAMETER: OLD}) as env:
+        yield env
+
+
+@pytest.fixture
+def receiver(aws_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    # Receivers re-read the parameter after a second (the rotation waits that long: --wait 1).
+    settings = {
+        "WEBHOOK_SECRET_PARAMETER": PARAMETER,
+        "WEBHOOK_SECRET_MAX_AGE": "1",
+        "WEBHOOK_SECRET_REFRESH_INTERVAL": "1",
+    }
+    with served(aws_env | settings, tmp_path / "serve.txt") as url:
+        yield url
+
+
+@pytest.fixture
+def hook(receiver: str, aws_env: dict[str, str], github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A repository hook that points at the receiver and signs with the old secret; the tool's environment."""
+    for name, value in aws_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    boto3.setup_default_session()
+    assert (
+        main(["connect", "--repo", "octo-org/hello", "--url", receiver, "--parameter", PARAMETER, "--wait", "5"]) == 0
+    )
+    [created] = github.webhooks.values()
+    return created.path.removeprefix("/")
+
+
+def rotate(spec: str, *options: str) -> int:
+    return main(
+        ["rotate-secret", "--hook", spec, "--parameter", PARAMETER, "--wait", "1", "--ping-wait", "5", *options]
+    )
+
+
+def parameter_lines() -> list[str]:
+    value = boto3.client("ssm").get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"]
+    return value.split("\n")
+
+
+def status_with(url: str, secret: str) -> int:
+    """A push signed with ``secret``, posted to the receiver: its answer's status."""
+    body = json.dumps(sample_payload("push")).encode()
+    request = urllib.request.Request(url, data=body, headers=github_headers("push", body, secret=secret), method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback)
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_rotation_refuses_no_delivery_and_finish_retires_the_old_secret(
+    hook: str, receiver: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert rotate(hook) == 0
+    new, old = parameter_lines()
+    assert old == OLD
+    assert len(new) == 64
+    assert github.secret_of("/" + hook) == new  # the hook signs with the new one...
+    assert github.webhooks["/" + hook].config["url"] == receiver  # ...its other config as it was
+    assert github.pings[-1].status_code == 202  # and the receiver verified its ping
+    assert (status_with(receiver, old), status_with(receiver, new)) == (202, 202)  # in flight: both
+    assert rotate(hook, "--finish") == 0
+    assert parameter_lines() == [new]
+    assert github.pings[-1].status_code == 202
+    # The old secret is refused once the receivers have re-read the parameter (max age: 1 s here).
+    deadline = time.monotonic() + 10
+    while status_with(receiver, old) != 401:
+        assert time.monotonic() < deadline, "the old secret was still accepted 10 s after --finish"
+        time.sleep(0.5)
+    assert status_with(receiver, new) == 202
+    out = capsys.readouterr()
+    assert new not in out.out + out.err
+    assert OLD not in out.out + out.err
+    assert out.out.startswith("receivers keep the secret for 1 s (--wait)\nplan: a new secret")
+
+
+def test_the_plan_comes_first_and_dry_run_changes_nothing(
+    hook: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert rotate(hook, "--dry-run") == 0
+    assert parameter_lines() == [OLD]
+    assert github.secret_of("/" + hook) == OLD
+    plan = capsys.readouterr().out
+    assert "plan: a new secret (32 random bytes); /rotate/secret: new, then old; wait until receivers" in plan
+
+
+def test_a_refused_patch_leaves_a_working_pair_and_a_rerun_finishes_the_step(
+    hook: str, receiver: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github.fail_next(
+        Fault.RAW, method="PATCH", path="/config", status=403, body=b'{"message": "Must have admin rights"}'
+    )
+    assert rotate(hook) == 1
+    assert "GitHub refused" in capsys.readouterr().err
+    new, old = parameter_lines()
+    assert github.secret_of("/" + hook) == old  # not changed: the old one is still in the parameter
+    assert status_with(receiver, old) == 202
+    assert rotate(hook) == 0  # the same new secret, not a third one
+    assert parameter_lines() == [new, old]
+    assert github.secret_of("/" + hook) == new
+
+
+def test_a_failed_ping_leaves_a_working_pair_then_rollback_restores_the_old_secret(
+    hook: str, receiver: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github.fail_next(Fault.RAW, method="POST", path="/pings", status=404, body=b'{"message": "Not Found"}')
+    assert rotate(hook) == 1
+    new, old = parameter_lines()
+    assert github.secret_of("/" + hook) == new
+    assert (status_with(receiver, old), status_with(receiver, new)) == (202, 202)
+    assert rotate(hook, "--rollback") == 0
+    assert parameter_lines() == [old]
+    assert github.secret_of("/" + hook) == old
+    assert github.pings[-1].status_code == 202
+    assert rotate(hook, "--rollback") == 2  # nothing left to roll back
+    assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_ssm_unreachable_changes_nothing(
+    hook: str, github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    boto3.setup_default_session()
+    assert rotate(hook) == 3
+    assert "SSM is unreachable" in capsys.readouterr().err
+    assert github.secret_of("/" + hook) == OLD

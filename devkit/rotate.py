@@ -158,7 +158,8 @@ class Rotation:
         self._wait_for_receivers(parameter)
         self._set_hook_secret(new)
         self.say(f"{self.hook.spec}: signs with the new secret")
-        verified = self._verify()
+        # Counted from here: a delivery made before the PATCH was signed with the old secret.
+        verified = self._verify(self._newest_delivery())
         if finish and verified:
             if drain > 0:
                 self.say(f"draining: {drain:.0f} s for deliveries signed with the old secret")
@@ -173,9 +174,10 @@ class Rotation:
         old = parameter.lines[1]
         self._set_hook_secret(old)  # first: the old secret is still in the parameter
         self.say(f"{self.hook.spec}: signs with the old secret again")
+        before = self._newest_delivery()
         self.ssm.write(parameter, (old,))
         self.say(f"{self.name}: the old secret alone. Rolled back.")
-        return self._verify()
+        return self._verify(before)
 
     def _wait_for_receivers(self, parameter: Parameter) -> None:
         until = parameter.modified + self.max_age + MARGIN_SECONDS
@@ -191,16 +193,35 @@ class Rotation:
         kept = {key: shown[key] for key in ("url", "content_type", "insecure_ssl") if key in shown}
         call(self.api, self.hook, "PATCH", path, {**kept, "secret": secret})
 
-    def _verify(self) -> bool:
-        if self.hook.is_app:
-            self.say(
-                "an App's hook has no ping: its next delivery shows the new secret at work "
-                "(./webhook deliveries --hook app); then run with --finish"
-            )
-            return False
-        status_code, status = ping(self.api, self.hook, wait=self.ping_wait, sleep=self.sleep)
-        self.say(explain(status_code, status))
-        return 200 <= status_code < 300
+    def _newest_delivery(self) -> int:
+        """The newest attempt's id on the App's hook (0 for none; repository and organization hooks are pinged)."""
+        if not self.hook.is_app:
+            return 0
+        return max((item["id"] for item in self._app_deliveries()), default=0)
+
+    def _app_deliveries(self) -> list[dict[str, Any]]:
+        items = call(self.api, self.hook, "GET", "/app/hook/deliveries?per_page=30") or []
+        return [i for i in items if isinstance(i, dict) and isinstance(i.get("id"), int)]
+
+    def _verify(self, before: int) -> bool:
+        """A ping's answer, or for the App's hook (no ping) the first delivery made after ``before``."""
+        if not self.hook.is_app:
+            status_code, status = ping(self.api, self.hook, wait=self.ping_wait, sleep=self.sleep)
+            self.say(explain(status_code, status))
+            return 200 <= status_code < 300
+        self.say(f"an App's hook has no ping: waiting up to {self.ping_wait:.0f} s for its next delivery")
+        deadline = time.monotonic() + self.ping_wait
+        while True:
+            fresh = [item for item in self._app_deliveries() if item["id"] > before]
+            if fresh:
+                newest = max(fresh, key=lambda item: item["id"])
+                status_code = int(newest.get("status_code") or 0)
+                self.say(explain(status_code, str(newest.get("status") or "")).replace("ping", "delivery", 1))
+                return 200 <= status_code < 300
+            if time.monotonic() >= deadline:
+                self.say("no delivery yet: run again (with --finish) once the App's next delivery has been made")
+                return False
+            self.sleep(2.0)
 
 
 def max_age_of(function: str | None) -> tuple[float, str]:

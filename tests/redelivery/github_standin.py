@@ -548,6 +548,16 @@ class GitHubStandIn:
             return 404, {}, {"message": "Not Found"}
         return 200, {}, hook.shown()["config"]
 
+    def send_event(self, path: str, event: str = "push") -> Delivery:
+        """GitHub sending ``event`` through the hook at ``path``: signed with the secret it has now."""
+        from devkit.github import github_headers, sample_payload
+
+        hook = self.webhooks[path]
+        body = json.dumps(sample_payload(event)).encode()
+        headers = github_headers(event, body, secret=hook.config.get("secret") or None, hook_id=str(hook.id))
+        spec = "app" if hook.owner == "/app" else hook.path.removeprefix("/")
+        return self.post_to_receiver(spec, hook.config["url"], body, headers)
+
     def _ping(self, hook: Webhook) -> Delivery:
         """A ping, signed with the hook's secret, posted to its URL; recorded as a delivery of the hook."""
         from devkit.github import github_headers

@@ -6,6 +6,7 @@ refused. A failure at any step, then a rerun or --rollback, leaves a working pai
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ import pytest
 
 from devkit.cli import main
 from devkit.github import github_headers, sample_payload
-from tests.redelivery.conftest import TOKEN
+from tests.redelivery.conftest import APP_ID, TOKEN, AppKey
 from tests.redelivery.github_standin import Fault, GitHubStandIn
 from tests.redelivery.receivers import emulator, free_port, served
 
@@ -158,3 +159,47 @@ def test_ssm_unreachable_changes_nothing(
     assert rotate(hook) == 3
     assert "SSM is unreachable" in capsys.readouterr().err
     assert github.secret_of("/" + hook) == OLD
+
+
+def test_an_apps_hook_is_verified_by_its_next_delivery(
+    receiver: str,
+    aws_env: dict[str, str],
+    github: GitHubStandIn,
+    app_key: AppKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No ping for an App's hook (PATCH /app/hook/config with the App's JWT): the first delivery after the change."""
+    for name, value in aws_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    boto3.setup_default_session()
+    github.app_hook(receiver, OLD)
+    key = tmp_path / "app.pem"
+    key.write_text(app_key.pem)
+    traffic = threading.Event()
+
+    def deliveries() -> None:  # the App's events keep coming, each signed with the secret of the moment
+        while not traffic.wait(0.5):
+            github.send_event("/app/hook")
+
+    sender = threading.Thread(target=deliveries, daemon=True)
+    sender.start()
+    try:
+        options = ["--app-id", APP_ID, "--app-key", str(key), "--ping-wait", "10"]
+        assert main(["rotate-secret", "--hook", "app", "--parameter", PARAMETER, "--wait", "1", *options]) == 0
+        new, old = parameter_lines()
+        assert old == OLD
+        assert github.secret_of("/app/hook") == new
+        assert (
+            main(["rotate-secret", "--hook", "app", "--parameter", PARAMETER, "--wait", "1", "--finish", *options]) == 0
+        )
+        assert parameter_lines() == [new]
+    finally:
+        traffic.set()
+        sender.join(5)
+    assert all(d.status_code == 202 for d in github.hooks["/app/hook"])  # none refused at any step
+    out = capsys.readouterr()
+    assert "waiting up to 10 s for its next delivery" in out.out
+    assert new not in out.out + out.err

@@ -63,7 +63,7 @@ def put(name: str, value: str, *, kms_key_id: str | None, overwrite: bool) -> No
         if code == "ParameterAlreadyExists":
             raise CliError(
                 f"{name} already exists: give --overwrite to replace it (to change a live webhook secret without "
-                "refusing deliveries, rotate it: README, Walkthrough)",
+                "refusing deliveries: ./webhook rotate-secret)",
                 REJECTED,
             ) from None
         raise CliError(f"SSM refused to store {name} ({code})", REJECTED) from None

@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--wait", type=float, help="seconds receivers keep the secret (default: --function's)")
     rotate.add_argument("--function", help="the receiver's function, to read its WEBHOOK_SECRET_MAX_AGE")
     rotate.add_argument("--ping-wait", type=float, default=20.0, help="seconds to wait for the ping's delivery")
+    rotate.add_argument("--show-secret", action="store_true", help="also print the new secret at the end")
     rotate.add_argument("--app-id", help="the GitHub App's id, for --hook app")
     rotate.add_argument("--app-key", help="the App's private key (PEM), for --hook app")
 
@@ -422,6 +423,8 @@ def run_rotate(args: argparse.Namespace) -> int:
     )
     if verified and not (args.finish or args.rollback):
         print(f"then: ./webhook rotate-secret --hook {args.hook} --parameter {args.parameter} --finish")
+    if args.show_secret and not args.rollback:
+        print(Ssm().read(args.parameter).lines[0])  # asked for: the secret the hook signs with now
     return errors.OK if verified else errors.REJECTED
 
 

@@ -114,3 +114,20 @@ Outputs:
         "https://abc123.execute-api.us-east-1.amazonaws.com/webhook",
         "/github-webhook/dev/secret",
     )
+
+
+@pytest.mark.parametrize(
+    ("status_code", "status", "says"),
+    [
+        (202, "OK", "verified it with the stack's secret"),
+        (401, "Invalid HTTP Response: 401", "the hook's secret is not the stack's"),
+        (403, "Invalid HTTP Response: 403", "ALLOWED_SOURCE_CIDRS leave out GitHub"),
+        (0, "failed to connect to host", "DNS, TLS or the network"),
+        (0, "Peer certificate cannot be authenticated with given CA certificates", "DNS, TLS or the network"),
+        (502, "Invalid HTTP Response: 502", "ping answered 502"),
+    ],
+)
+def test_each_answer_to_the_ping_is_explained(status_code: int, status: str, says: str) -> None:
+    from devkit.connect import explain
+
+    assert says in explain(status_code, status)

@@ -130,9 +130,11 @@ def test_a_refused_patch_leaves_a_working_pair_and_a_rerun_finishes_the_step(
     new, old = parameter_lines()
     assert github.secret_of("/" + hook) == old  # not changed: the old one is still in the parameter
     assert status_with(receiver, old) == 202
-    assert rotate(hook) == 0  # the same new secret, not a third one
+    capsys.readouterr()
+    assert rotate(hook, "--show-secret") == 0  # the same new secret, not a third one
     assert parameter_lines() == [new, old]
     assert github.secret_of("/" + hook) == new
+    assert capsys.readouterr().out.splitlines()[-1] == new  # printed only when asked
 
 
 def test_a_failed_ping_leaves_a_working_pair_then_rollback_restores_the_old_secret(

@@ -99,7 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
     rotate.add_argument("--dry-run", action="store_true", help="print the plan only")
     rotate.add_argument("--finish", action="store_true", help="remove the old secret once the new one is verified")
-    rotate.add_argument("--drain", type=float, default=0.0, help="with --finish: seconds to wait before removing it")
+    rotate.add_argument(
+        "--drain", type=float, default=10.0, help="seconds for deliveries on their way before one secret is left (10)"
+    )
+    rotate.add_argument(
+        "--only-hook",
+        action="store_true",
+        help="with --finish: no other hook signs with this parameter (else --function's metric must show it)",
+    )
     rotate.add_argument("--rollback", action="store_true", help="put the old secret back (before --finish)")
     rotate.add_argument("--wait", type=float, help="seconds receivers keep the secret (default: --function's)")
     rotate.add_argument("--function", help="the receiver's function, to read its WEBHOOK_SECRET_MAX_AGE")
@@ -405,22 +412,36 @@ def run_connect(args: argparse.Namespace) -> int:
 def run_rotate(args: argparse.Namespace) -> int:
     from devkit.redeliver import client, settings_for
     from devkit.replay import use_region
-    from devkit.rotate import Rotation, Ssm, max_age_of
+    from devkit.rotate import Rotation, Ssm, previous_verified, receiver_of
 
     if args.finish and args.rollback:
         raise CliError("--finish and --rollback go in different directions: choose one", errors.USAGE)
     settings = settings_for(args.hook, app_id=args.app_id, key_file=args.app_key)
     api = client(settings)
     use_region(args.region)
-    max_age, why = (args.wait, "--wait") if args.wait is not None else max_age_of(args.function)
+    receiver = receiver_of(args.function)
+    max_age, why = (args.wait, "--wait") if args.wait is not None else (receiver.max_age, receiver.why)
     print(f"receivers keep the secret for {max_age:.0f} s ({why})")
-    rotation = Rotation(api, Ssm(), settings.hooks[0], args.parameter, max_age=max_age, ping_wait=args.ping_wait)
+    metric = (
+        previous_verified(receiver.namespace, receiver.service) if receiver.namespace and receiver.service else None
+    )
+    rotation = Rotation(
+        api,
+        Ssm(),
+        settings.hooks[0],
+        args.parameter,
+        max_age=max_age,
+        ping_wait=args.ping_wait,
+        previous_verified=metric,
+        only_hook=args.only_hook,
+    )
     parameter = rotation.plan(finish=args.finish, rollback=args.rollback)
     if args.dry_run:
         return errors.OK
-    verified = (
-        rotation.rollback(parameter) if args.rollback else rotation.run(parameter, finish=args.finish, drain=args.drain)
-    )
+    if args.rollback:
+        verified = rotation.rollback(parameter, drain=args.drain)
+    else:
+        verified = rotation.run(parameter, finish=args.finish, drain=args.drain)
     if verified and not (args.finish or args.rollback):
         print(f"then: ./webhook rotate-secret --hook {args.hook} --parameter {args.parameter} --finish")
     if args.show_secret and not args.rollback:

@@ -25,7 +25,9 @@ DEFAULT_SECRET_PARAMETER = "/github-webhook/secret"  # noqa: S105 (a name, not a
 # Parameters of template.yaml that name a SecureString the stack reads, and how to create each.
 SECURE_PARAMETERS = {
     "WebhookSecretParameterName": "./webhook secret create --parameter {name} --region {region}",
-    "GitHubTokenParameterName": 'read -rs T && aws ssm put-parameter --type SecureString --name {name} --value "$T"',
+    "GitHubTokenParameterName": (
+        'printf %s "$GITHUB_TOKEN" | aws ssm put-parameter --type SecureString --name {name} --value file:///dev/stdin'
+    ),
     "GitHubAppPrivateKeyParameterName": "./webhook secret store APP_KEY.pem --parameter {name} --region {region}",
 }
 
@@ -45,6 +47,36 @@ def deploy_parameters(config_env: str, samconfig: Path | None = None) -> dict[st
     return {key: value for key, _, value in (pair.partition("=") for pair in pairs)} | {
         f"samconfig:{key}": str(value) for key, value in section.items() if key != "parameter_overrides"
     }
+
+
+# template.yaml's defaults of the parameters the retention check reads (a test keeps them equal).
+TEMPLATE_DEFAULTS = {
+    "ArchiveMode": "large",
+    "BusReplayArchive": "auto",
+    "BusArchiveRetentionDays": "30",
+    "ArchiveExpirationDays": "90",
+}
+
+
+def retention_problem(parameters: Mapping[str, str]) -> str | None:
+    """Why the bus's archive would outlive the objects its events point at, or None.
+
+    With ArchiveMode large or off, an entry over EVENT_INLINE_MAX_BYTES points at an S3 object that
+    expires after ArchiveExpirationDays; EventBridge's archive replays the entry for
+    BusArchiveRetentionDays (0: forever). A replay after the object expired hands consumers a pointer
+    to nothing."""
+    value = {**TEMPLATE_DEFAULTS, **{k: v for k, v in parameters.items() if k in TEMPLATE_DEFAULTS}}
+    if value["ArchiveMode"] == "every" or value["BusReplayArchive"] == "off":
+        return None
+    bus, s3 = int(value["BusArchiveRetentionDays"]), int(value["ArchiveExpirationDays"])
+    if bus == 0 or bus > s3:
+        kept = "forever" if bus == 0 else f"{bus} days"
+        return (
+            f"BusArchiveRetentionDays keeps events {kept}, but ArchiveExpirationDays deletes the objects large ones "
+            f"point at after {s3} days: set BusArchiveRetentionDays to at most {s3} in samconfig.toml's "
+            "parameter_overrides"
+        )
+    return None
 
 
 def secure_parameters(parameters: Mapping[str, str]) -> dict[str, str]:
@@ -83,6 +115,9 @@ def preflight(config_env: str, region: str | None, samconfig: Path | None = None
     from devkit.replay import use_region
 
     parameters = deploy_parameters(config_env, samconfig)
+    problem = retention_problem(parameters)
+    if problem:
+        raise CliError(problem, USAGE)
     region = use_region(region or parameters.get("samconfig:region"))
     names = secure_parameters(parameters)
     absent = set(missing(names))

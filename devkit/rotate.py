@@ -23,10 +23,12 @@ nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from devkit.connect import call, explain, ping
@@ -35,6 +37,11 @@ from handler.core.hooks import Hook
 from handler.core.secrets import split_secrets
 
 DEFAULT_MAX_AGE = 300  # WEBHOOK_SECRET_MAX_AGE in template.yaml and in the code
+DEFAULT_DRAIN_SECONDS = 10.0  # before the parameter is left with one secret: deliveries already on their way
+# The parameter's tag: "<fingerprint of the secret on its first line>:<state>[:<when the hook changed>]".
+# A two-line parameter without it was not written by this command, and is not guessed at.
+TAG = "webhook-rotation"
+QUIET_SECONDS = 60.0  # after the hook changed: deliveries signed before it have arrived by then
 MARGIN_SECONDS = 2  # past the max age: a read that was under way when the parameter changed
 
 
@@ -78,6 +85,26 @@ class Ssm:
             modified.timestamp() if modified is not None else 0.0,
         )
 
+    def tag_of(self, name: str) -> str:
+        """The rotation's mark on the parameter (``TAG``): whose rotation it holds, and how far it went."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            tags = self._ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+        except (ClientError, BotoCoreError):
+            return ""
+        return next((tag["Value"] for tag in tags if tag["Key"] == TAG), "")
+
+    def mark(self, name: str, value: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._ssm.add_tags_to_resource(
+                ResourceType="Parameter", ResourceId=name, Tags=[{"Key": TAG, "Value": value}]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise CliError(f"cannot tag {name} ({type(exc).__name__}): nothing else was changed", REJECTED) from None
+
     def write(self, parameter: Parameter, lines: tuple[str, ...]) -> Parameter:
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -102,8 +129,18 @@ class Ssm:
         return self.read(parameter.name)
 
 
+def fingerprint(secret: str) -> str:
+    """Which secret a tag speaks of: 16 hex characters of its SHA-256, which reveal nothing of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
 class Rotation:
-    """One run of the command: each step printed as it is done (``say``), the secrets never."""
+    """One run of the command: each step printed as it is done (``say``), the secrets never.
+
+    ``previous_verified(start, end)``: how many deliveries the receiver verified with the parameter's
+    second line in that time (CloudWatch's ``SecretVerified``, ``secret=previous``), or None when the
+    receiver is not known. ``only_hook``: the caller says no other hook signs with this parameter.
+    """
 
     def __init__(
         self,
@@ -117,9 +154,12 @@ class Rotation:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         ping_wait: float = 20.0,
+        previous_verified: Callable[[float, float], float] | None = None,
+        only_hook: bool = False,
     ) -> None:
         self.api, self.ssm, self.hook, self.name = api, ssm, hook, name
         self.max_age, self.say, self.sleep, self.clock, self.ping_wait = max_age, say, sleep, clock, ping_wait
+        self.previous_verified, self.only_hook = previous_verified, only_hook
 
     def plan(self, *, finish: bool, rollback: bool) -> Parameter:
         parameter = self.ssm.read(self.name)
@@ -128,10 +168,19 @@ class Rotation:
         if len(parameter.lines) > 2:
             raise CliError(f"{self.name} holds {len(parameter.lines)} secrets: finish or undo that rotation by hand")
         under_way = len(parameter.lines) == 2
+        tag = self.ssm.tag_of(self.name)
+        if under_way and not tag.startswith(fingerprint(parameter.lines[0]) + ":"):
+            # Which line the hook signs with is not known (GitHub never shows it): nothing is guessed.
+            raise CliError(
+                f"{self.name} holds two secrets this command did not write in that order: finish or undo that "
+                "rotation by hand (README: Rotating the webhook secret)"
+            )
         if rollback:
-            steps = ["the hook's secret back to the old one", f"{self.name}: the old secret alone"]
             if not under_way:
                 raise CliError(f"nothing to roll back: {self.name} holds one secret (finished, or never started)")
+            steps = ["the hook's secret back to the old one", "a drain", f"{self.name}: the old secret alone"]
+        elif finish and self.finished(parameter, tag):
+            steps = [f"nothing: the rotation to {self.name}'s secret is finished"]
         else:
             steps = (
                 ["a rotation is under way: the same new secret"]
@@ -141,43 +190,92 @@ class Rotation:
             steps += [
                 f"wait until receivers have read it ({self.max_age:.0f} s after it was written)",
                 f"{self.hook.spec}: its secret becomes the new one (url, content type, TLS as they are)",
-                "a ping, read back through the deliveries API" if not self.hook.is_app else "(an App's hook: no ping)",
+                "a ping, read back through the deliveries API" if not self.hook.is_app else "the App's next delivery",
             ]
             if finish:
-                steps.append(f"once verified, {self.name}: the new secret alone (the old one refused from then on)")
+                steps += [
+                    "once verified, no delivery still signed with the old secret (another hook may share it)",
+                    f"a drain, then {self.name}: the new secret alone",
+                ]
         self.say("plan: " + "; ".join(steps))
         return parameter
 
+    def finished(self, parameter: Parameter, tag: str) -> bool:
+        return len(parameter.lines) == 1 and tag.startswith(fingerprint(parameter.lines[0]) + ":finished")
+
     def run(self, parameter: Parameter, *, finish: bool, drain: float) -> bool:
         """Steps 1 to 5 (and 6 with ``finish``). True when the hook's new secret was verified."""
+        if finish and self.finished(parameter, self.ssm.tag_of(self.name)):
+            self.say(f"{self.name}: the rotation is finished already; nothing done")
+            return True
         if len(parameter.lines) == 1:
             new = secrets.token_hex(32)
+            self.ssm.mark(self.name, f"{fingerprint(new)}:started")  # first: a rerun then knows its own pair
             parameter = self.ssm.write(parameter, (new, parameter.lines[0]))
             self.say(f"{self.name}: new, then old (both accepted)")
         new = parameter.lines[0]
         self._wait_for_receivers(parameter)
         self._set_hook_secret(new)
+        patched_at = self.clock()
+        self.ssm.mark(self.name, f"{fingerprint(new)}:patched:{patched_at:.0f}")
         self.say(f"{self.hook.spec}: signs with the new secret")
         # Counted from here: a delivery made before the PATCH was signed with the old secret.
-        verified = self._verify(self._newest_delivery())
+        verified = self._verify(self._newest_delivery(), after=patched_at)
         if finish and verified:
-            if drain > 0:
-                self.say(f"draining: {drain:.0f} s for deliveries signed with the old secret")
-                self.sleep(drain)
+            self._check_old_secret_unused(patched_at, drain)
+            self._drain(drain)
             self.ssm.write(parameter, (new,))
+            self.ssm.mark(self.name, f"{fingerprint(new)}:finished")
             self.say(
                 f"{self.name}: the new secret alone. Done: receivers refuse the old one within {self.max_age:.0f} s."
             )
         return verified
 
-    def rollback(self, parameter: Parameter) -> bool:
+    def rollback(self, parameter: Parameter, *, drain: float) -> bool:
         old = parameter.lines[1]
         self._set_hook_secret(old)  # first: the old secret is still in the parameter
+        patched_at = self.clock()
         self.say(f"{self.hook.spec}: signs with the old secret again")
         before = self._newest_delivery()
+        self._drain(drain)  # deliveries already signed with the new one still verify meanwhile
         self.ssm.write(parameter, (old,))
+        self.ssm.mark(self.name, f"{fingerprint(old)}:finished")
         self.say(f"{self.name}: the old secret alone. Rolled back.")
-        return self._verify(before)
+        return self._verify(before, after=patched_at)
+
+    def _drain(self, seconds: float) -> None:
+        if seconds > 0:
+            self.say(f"draining: {seconds:.0f} s for deliveries already on their way")
+            self.sleep(seconds)
+
+    def _check_old_secret_unused(self, patched_at: float, drain: float) -> None:
+        """Every hook that signs with the parameter's old secret is refused once it is removed: this one was
+        verified; any other must have been rotated too, which only the receiver's metric can tell."""
+        if self.only_hook:
+            self.say(f"--only-hook: no other hook signs with {self.name}")
+            return
+        if self.previous_verified is None:
+            raise CliError(
+                f"--finish removes the old secret for every hook that signs with {self.name}: give --function (the "
+                "receiver, whose SecretVerified metric shows whether any still does) or --only-hook",
+                USAGE,
+            )
+        start, end = patched_at + QUIET_SECONDS, self.clock() + drain
+        if end - start < QUIET_SECONDS:
+            raise CliError(
+                f"too soon to tell whether another hook still signs with the old secret: run --finish again in "
+                f"{QUIET_SECONDS * 2:.0f} s (or give --drain {QUIET_SECONDS * 2:.0f}), or --only-hook",
+                REJECTED,
+            )
+        self._drain(drain)
+        still = self.previous_verified(start, self.clock())
+        if still:
+            raise CliError(
+                f"{still:.0f} deliveries verified with the old secret since this hook changed: another hook signs "
+                f"with {self.name}. Rotate it too (--hook), then --finish",
+                REJECTED,
+            )
+        self.say("no delivery verified with the old secret since the hook changed")
 
     def _wait_for_receivers(self, parameter: Parameter) -> None:
         until = parameter.modified + self.max_age + MARGIN_SECONDS
@@ -203,8 +301,9 @@ class Rotation:
         items = call(self.api, self.hook, "GET", "/app/hook/deliveries?per_page=30") or []
         return [i for i in items if isinstance(i, dict) and isinstance(i.get("id"), int)]
 
-    def _verify(self, before: int) -> bool:
-        """A ping's answer, or for the App's hook (no ping) the first delivery made after ``before``."""
+    def _verify(self, before: int, *, after: float) -> bool:
+        """A ping's answer, or for the App's hook (no ping) the first delivery listed after ``before`` and made
+        a few seconds after ``after`` (the change): one signed before it may be listed later."""
         if not self.hook.is_app:
             status_code, status = ping(self.api, self.hook, wait=self.ping_wait, sleep=self.sleep)
             self.say(explain(status_code, status))
@@ -212,7 +311,11 @@ class Rotation:
         self.say(f"an App's hook has no ping: waiting up to {self.ping_wait:.0f} s for its next delivery")
         deadline = time.monotonic() + self.ping_wait
         while True:
-            fresh = [item for item in self._app_deliveries() if item["id"] > before]
+            fresh = [
+                item
+                for item in self._app_deliveries()
+                if item["id"] > before and _delivered_at(item) >= after + SIGNED_BEFORE_SECONDS
+            ]
             if fresh:
                 newest = max(fresh, key=lambda item: item["id"])
                 status_code = int(newest.get("status_code") or 0)
@@ -224,13 +327,53 @@ class Rotation:
             self.sleep(2.0)
 
 
-def max_age_of(function: str | None) -> tuple[float, str]:
-    """How long a receiver keeps the secret: its function's WEBHOOK_SECRET_MAX_AGE, or the default."""
-    if not function:
-        return (
-            DEFAULT_MAX_AGE,
-            f"WEBHOOK_SECRET_MAX_AGE's default, {DEFAULT_MAX_AGE} s (--function reads the deployed one)",
+SIGNED_BEFORE_SECONDS = 5.0
+
+
+def _delivered_at(item: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(str(item.get("delivered_at", "")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def previous_verified(namespace: str, service: str) -> Callable[[float, float], float]:
+    """Deliveries verified with the parameter's second line between two times: the receiver's metric."""
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch")
+
+    def total(start: float, end: float) -> float:
+        answer = cloudwatch.get_metric_statistics(
+            Namespace=namespace,
+            MetricName="SecretVerified",
+            Dimensions=[{"Name": "service", "Value": service}, {"Name": "secret", "Value": "previous"}],
+            StartTime=datetime.fromtimestamp(start, UTC),
+            EndTime=datetime.fromtimestamp(end, UTC),
+            Period=60,
+            Statistics=["Sum"],
         )
+        return float(sum(point["Sum"] for point in answer["Datapoints"]))
+
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """What the rotation needs to know of the deployed receiver: how long it keeps the secret, and where
+    its metrics are."""
+
+    max_age: float
+    why: str
+    namespace: str | None = None
+    service: str | None = None
+
+
+def receiver_of(function: str | None) -> Receiver:
+    """The function's WEBHOOK_SECRET_MAX_AGE and metric names, or the defaults when it is not given."""
+    if not function:
+        why = f"WEBHOOK_SECRET_MAX_AGE's default, {DEFAULT_MAX_AGE} s (--function reads the deployed one)"
+        return Receiver(DEFAULT_MAX_AGE, why)
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -238,6 +381,12 @@ def max_age_of(function: str | None) -> tuple[float, str]:
         configuration = boto3.client("lambda").get_function_configuration(FunctionName=function)
     except (ClientError, BotoCoreError) as exc:
         raise CliError(f"cannot read {function}'s configuration ({type(exc).__name__})", REJECTED) from None
-    value = configuration.get("Environment", {}).get("Variables", {}).get("WEBHOOK_SECRET_MAX_AGE", "")
-    seconds = float(value) if value.strip() else DEFAULT_MAX_AGE
-    return seconds, f"{function}'s WEBHOOK_SECRET_MAX_AGE, {seconds:.0f} s"
+    variables = configuration.get("Environment", {}).get("Variables", {})
+    value = variables.get("WEBHOOK_SECRET_MAX_AGE", "").strip()
+    seconds = float(value) if value else DEFAULT_MAX_AGE
+    return Receiver(
+        seconds,
+        f"{function}'s WEBHOOK_SECRET_MAX_AGE, {seconds:.0f} s",
+        variables.get("POWERTOOLS_METRICS_NAMESPACE") or "GitHubWebhook",
+        variables.get("POWERTOOLS_SERVICE_NAME") or "github-webhook",
+    )

@@ -52,3 +52,37 @@ def test_redeliverys_credential_is_checked_too_in_samconfigs_region(
     ssm.put_parameter(Name="/team/token", Value="t", Type="SecureString")
     assert main(["--config-env", "dev"]) == 0
     assert capsys.readouterr().out.strip() == "eu-west-1"
+
+
+def test_the_retention_check_reads_the_templates_defaults() -> None:
+    from bench.cost import load_template
+    from devkit.deploy import TEMPLATE_DEFAULTS
+
+    parameters = load_template()["Parameters"]
+    assert {name: str(parameters[name]["Default"]) for name in TEMPLATE_DEFAULTS} == TEMPLATE_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({}, False),  # 30 days on the bus, 90 in S3
+        ({"ArchiveExpirationDays": "14"}, True),  # large events replayed to deleted objects
+        ({"ArchiveExpirationDays": "14", "BusArchiveRetentionDays": "14"}, False),
+        ({"BusArchiveRetentionDays": "0"}, True),  # forever
+        ({"BusArchiveRetentionDays": "0", "ArchiveMode": "every"}, False),  # no bus archive then
+        ({"ArchiveExpirationDays": "7", "BusReplayArchive": "off"}, False),
+    ],
+)
+def test_a_bus_archive_that_outlives_the_objects_its_events_point_at_is_refused(
+    overrides: dict[str, str], refused: bool
+) -> None:
+    from devkit.deploy import retention_problem
+
+    assert (retention_problem(overrides) is not None) is refused
+
+
+def test_the_shipped_samconfig_passes_the_retention_check() -> None:
+    from devkit.deploy import retention_problem
+
+    for env in ("default", "prod"):
+        assert retention_problem(deploy_parameters(env, SAMCONFIG)) is None

@@ -104,7 +104,14 @@ class GitHubDeliveries:
         answer (204). Any 4xx that is not a rate limit raises :class:`Refused` with its status."""
         url = self._url(path)
         data = json.dumps(body).encode() if body is not None else None
-        answer = self._request(hook, method, url, refusals=ANY_REFUSAL, body=data)
+        # A hook's secret travels in the body: an error message that echoes it is cut like the token.
+        config = body.get("config") if body is not None else None
+        sent = [
+            body.get("secret") if body is not None else None,
+            config.get("secret") if isinstance(config, Mapping) else None,
+        ]
+        redact = tuple(value for value in sent if isinstance(value, str) and value)
+        answer = self._request(hook, method, url, refusals=ANY_REFUSAL, body=data, redact=redact)
         return _json(method, url, answer) if answer.body.strip() else None
 
     def _url(self, path: str) -> str:
@@ -138,7 +145,14 @@ class GitHubDeliveries:
         return Page(data, urljoin(url, more) if more else None)
 
     def _request(
-        self, hook: Hook, method: str, url: str, *, refusals: frozenset[int] = frozenset(), body: bytes | None = None
+        self,
+        hook: Hook,
+        method: str,
+        url: str,
+        *,
+        refusals: frozenset[int] = frozenset(),
+        body: bytes | None = None,
+        redact: tuple[str, ...] = (),
     ) -> _Answer:
         credential, why = hook.credential, "no attempt"
         for attempt in range(MAX_ATTEMPTS):
@@ -167,7 +181,8 @@ class GitHubDeliveries:
                 if 500 <= answer.status < 600:  # whatever the body (an HTML page) and the code (520, 599)
                     why = "GitHub 5xx"
                 else:
-                    message = _message(answer, secret=headers.get("authorization", "").partition(" ")[2])
+                    token = headers.get("authorization", "").partition(" ")[2]
+                    message = _message(answer, secrets=(token, *redact))
                     limit = self._rate_limit(answer, message)
                     if limit is None:
                         text = f"{method} {_path(url)} answered {answer.status} ({message})"
@@ -424,16 +439,18 @@ def _json(method: str, url: str, answer: _Answer) -> Any:
         raise GitHubError(f"{method} {_path(url)} answered {answer.status} with a body that is not JSON") from None
 
 
-def _message(answer: _Answer, *, secret: str) -> str:
-    """GitHub's ``message``, else the reason phrase: printable, short, and never the credential."""
+def _message(answer: _Answer, *, secrets: tuple[str, ...]) -> str:
+    """GitHub's ``message``, else the reason phrase: printable, short, and never the credential (nor a
+    webhook secret the request carried)."""
     try:
         data = json.loads(answer.body)
     except (ValueError, RecursionError):
         data = None
     message = data.get("message") if isinstance(data, dict) else None
     text = message if isinstance(message, str) and message else answer.reason or "no message"
-    if secret:
-        text = text.replace(secret, "***")  # a server that echoes the Authorization header
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")  # a server that echoes the Authorization header, or the body
     return "".join(c if c.isprintable() else " " for c in text)[:200]
 
 

@@ -4,14 +4,16 @@ the ping's answer read back through the deliveries API; a wrong secret reported;
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from devkit.cli import main
+from handler.core.hooks import Hook
 from tests.redelivery.conftest import TOKEN
-from tests.redelivery.github_standin import GitHubStandIn
+from tests.redelivery.github_standin import Fault, GitHubStandIn
 from tests.redelivery.receivers import emulator, free_port, served
 
 PARAMETER = "/github-webhook/dev/secret"
@@ -131,3 +133,21 @@ def test_each_answer_to_the_ping_is_explained(status_code: int, status: str, say
     from devkit.connect import explain
 
     assert says in explain(status_code, status)
+
+
+def test_a_secret_echoed_in_githubs_error_never_reaches_the_message(github: GitHubStandIn) -> None:
+    """A proxy (or a GHES) that quotes the request body in its error: the webhook secret is cut, as the token."""
+    from handler.core.ports import Refused
+    from handler.github.auth import Credentials
+    from handler.github.deliveries import GitHubDeliveries
+
+    api = GitHubDeliveries(api_url=github.url, credentials=Credentials(token=lambda: TOKEN), time_left=lambda: 60.0)
+    echoed = json.dumps({"message": f"Invalid config: secret={SECRET} token={TOKEN}"}).encode()
+    github.fail_next(Fault.RAW, method="PATCH", path="/config", status=422, body=echoed)
+    hook = Hook.parse("repos/octo-org/hello/hooks/1")
+    with pytest.raises(Refused) as refused:
+        api.call(hook, "PATCH", "/repos/octo-org/hello/hooks/1/config", {"url": "https://x", "secret": SECRET})
+    assert refused.value.status == 422
+    assert SECRET not in str(refused.value)
+    assert TOKEN not in str(refused.value)
+    assert "secret=***" in str(refused.value)

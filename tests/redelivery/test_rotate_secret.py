@@ -93,7 +93,7 @@ def test_a_rotation_refuses_no_delivery_and_finish_retires_the_old_secret(
     assert github.webhooks["/" + hook].config["url"] == receiver  # ...its other config as it was
     assert github.pings[-1].status_code == 202  # and the receiver verified its ping
     assert (status_with(receiver, old), status_with(receiver, new)) == (202, 202)  # in flight: both
-    assert rotate(hook, "--finish") == 0
+    assert rotate(hook, "--finish", "--only-hook", "--drain", "0") == 0
     assert parameter_lines() == [new]
     assert github.pings[-1].status_code == 202
     # The old secret is refused once the receivers have re-read the parameter (max age: 1 s here).
@@ -145,7 +145,7 @@ def test_a_failed_ping_leaves_a_working_pair_then_rollback_restores_the_old_secr
     new, old = parameter_lines()
     assert github.secret_of("/" + hook) == new
     assert (status_with(receiver, old), status_with(receiver, new)) == (202, 202)
-    assert rotate(hook, "--rollback") == 0
+    assert rotate(hook, "--rollback", "--drain", "0") == 0
     assert parameter_lines() == [old]
     assert github.secret_of("/" + hook) == old
     assert github.pings[-1].status_code == 202
@@ -189,19 +189,53 @@ def test_an_apps_hook_is_verified_by_its_next_delivery(
     sender = threading.Thread(target=deliveries, daemon=True)
     sender.start()
     try:
-        options = ["--app-id", APP_ID, "--app-key", str(key), "--ping-wait", "10"]
+        options = ["--app-id", APP_ID, "--app-key", str(key), "--ping-wait", "15"]
+        finish = ["--finish", "--only-hook", "--drain", "0"]
         assert main(["rotate-secret", "--hook", "app", "--parameter", PARAMETER, "--wait", "1", *options]) == 0
         new, old = parameter_lines()
         assert old == OLD
         assert github.secret_of("/app/hook") == new
-        assert (
-            main(["rotate-secret", "--hook", "app", "--parameter", PARAMETER, "--wait", "1", "--finish", *options]) == 0
-        )
+        assert main(["rotate-secret", "--hook", "app", "--parameter", PARAMETER, "--wait", "1", *finish, *options]) == 0
         assert parameter_lines() == [new]
     finally:
         traffic.set()
         sender.join(5)
     assert all(d.status_code == 202 for d in github.hooks["/app/hook"])  # none refused at any step
     out = capsys.readouterr()
-    assert "waiting up to 10 s for its next delivery" in out.out
+    assert "waiting up to 15 s for its next delivery" in out.out
     assert new not in out.out + out.err
+
+
+def test_finish_needs_to_know_no_other_hook_still_signs_with_the_old_secret(
+    hook: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parameter may serve several hooks (connect sets each to its first line): removing the old
+    secret refuses every one not rotated yet. Without the receiver's metric or --only-hook, it is not done."""
+    assert rotate(hook, "--finish", "--drain", "0") == 2
+    assert "give --function" in capsys.readouterr().err
+    new, old = parameter_lines()  # rotated, verified, and both secrets still accepted
+    assert github.secret_of("/" + hook) == new
+    assert old == OLD
+
+
+def test_a_finished_rotation_is_not_started_again_by_a_rerun(
+    hook: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert rotate(hook, "--finish", "--only-hook", "--drain", "0") == 0
+    [new] = parameter_lines()
+    assert rotate(hook, "--finish", "--only-hook", "--drain", "0") == 0  # "the same command", run again
+    assert parameter_lines() == [new]
+    assert github.secret_of("/" + hook) == new
+    assert "finished already; nothing done" in capsys.readouterr().out
+
+
+def test_two_secrets_this_command_did_not_write_are_not_guessed_at(
+    hook: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old first, new second, written by hand: which one the hook has is unknown (GitHub shows ********)."""
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Value=OLD + "\nby-hand-new", Type="SecureString", Overwrite=True)
+    assert rotate(hook, "--finish", "--only-hook") == 2
+    assert rotate(hook, "--rollback") == 2
+    assert "did not write in that order" in capsys.readouterr().err
+    assert parameter_lines() == [OLD, "by-hand-new"]
+    assert github.secret_of("/" + hook) == OLD

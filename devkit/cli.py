@@ -420,6 +420,9 @@ def run_rotate(args: argparse.Namespace) -> int:
     api = client(settings)
     use_region(args.region)
     receiver = receiver_of(args.function)
+    if receiver.parameter and receiver.parameter != args.parameter:
+        # The hook would get a secret its receiver never reads: every delivery refused, the old secret lost.
+        raise CliError(f"{args.function} reads {receiver.parameter}, not {args.parameter}", errors.USAGE)
     max_age, why = (args.wait, "--wait") if args.wait is not None else (receiver.max_age, receiver.why)
     print(f"receivers keep the secret for {max_age:.0f} s ({why})")
     metric = (

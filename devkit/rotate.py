@@ -197,8 +197,17 @@ class Rotation:
                     "once verified, no delivery still signed with the old secret (another hook may share it)",
                     f"a drain, then {self.name}: the new secret alone",
                 ]
+        url = self._hook_url()
+        self.say(f"hook: {self.hook.spec}, delivering to {url or 'an unknown URL'}")
         self.say("plan: " + "; ".join(steps))
         return parameter
+
+    def _hook_url(self) -> str | None:
+        """Where the hook delivers (GitHub shows the URL, never the secret): for the reader to check the pair."""
+        path = "/app/hook/config" if self.hook.is_app else f"/{self.hook.spec}/config"
+        shown = call(self.api, self.hook, "GET", path) or {}
+        url = shown.get("url") if isinstance(shown, dict) else None
+        return url if isinstance(url, str) else None
 
     def finished(self, parameter: Parameter, tag: str) -> bool:
         return len(parameter.lines) == 1 and tag.startswith(fingerprint(parameter.lines[0]) + ":finished")
@@ -367,6 +376,7 @@ class Receiver:
     why: str
     namespace: str | None = None
     service: str | None = None
+    parameter: str | None = None  # the secret parameter it reads
 
 
 def receiver_of(function: str | None) -> Receiver:
@@ -389,4 +399,5 @@ def receiver_of(function: str | None) -> Receiver:
         f"{function}'s WEBHOOK_SECRET_MAX_AGE, {seconds:.0f} s",
         variables.get("POWERTOOLS_METRICS_NAMESPACE") or "GitHubWebhook",
         variables.get("POWERTOOLS_SERVICE_NAME") or "github-webhook",
+        variables.get("WEBHOOK_SECRET_PARAMETER") or None,
     )

@@ -69,3 +69,35 @@ def test_too_soon_after_the_change_nothing_can_be_told(aws: None) -> None:
 def test_without_the_receivers_metric_or_only_hook_it_is_not_done() -> None:
     with pytest.raises(CliError, match="give --function"):
         rotation(PATCHED_AT + 3600, aws_metric=False)._check_old_secret_unused(PATCHED_AT, drain=0)
+
+
+def test_a_parameter_the_receiver_does_not_read_is_refused_before_anything_changes(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hook would get a secret its receiver never reads: every delivery refused, and its old secret lost."""
+    import io
+    import zipfile
+
+    from devkit.cli import main
+    from tests.redelivery.conftest import TOKEN
+
+    role = boto3.client("iam").create_role(RoleName="receiver", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler/app.py", "def handler(event, context): ...\n")
+    boto3.client("lambda").create_function(
+        FunctionName="receiver",
+        Runtime="python3.13",
+        Role=role,
+        Handler="handler.app.handler",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": {"WEBHOOK_SECRET_PARAMETER": "/prod/secret", "WEBHOOK_SECRET_MAX_AGE": "300"}},
+    )
+    boto3.client("ssm").put_parameter(Name="/dev/secret", Value="dev", Type="SecureString")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # never reached
+    hook = ["--hook", "repos/o/r/hooks/1", "--parameter", "/dev/secret", "--function", "receiver"]
+    assert main(["rotate-secret", *hook, "--region", "us-east-1"]) == 2
+    assert "receiver reads /prod/secret, not /dev/secret" in capsys.readouterr().err
+    stored = boto3.client("ssm").get_parameter(Name="/dev/secret", WithDecryption=True)["Parameter"]["Value"]
+    assert stored == "dev"

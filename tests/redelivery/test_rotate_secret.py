@@ -105,7 +105,9 @@ def test_a_rotation_refuses_no_delivery_and_finish_retires_the_old_secret(
     out = capsys.readouterr()
     assert new not in out.out + out.err
     assert OLD not in out.out + out.err
-    assert out.out.startswith("receivers keep the secret for 1 s (--wait)\nplan: a new secret")
+    assert out.out.startswith(
+        f"receivers keep the secret for 1 s (--wait)\nhook: {hook}, delivering to {receiver}\nplan: a new secret"
+    )
 
 
 def test_the_plan_comes_first_and_dry_run_changes_nothing(

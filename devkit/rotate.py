@@ -160,6 +160,7 @@ class Rotation:
         self.api, self.ssm, self.hook, self.name = api, ssm, hook, name
         self.max_age, self.say, self.sleep, self.clock, self.ping_wait = max_age, say, sleep, clock, ping_wait
         self.previous_verified, self.only_hook = previous_verified, only_hook
+        self.tag = ""  # the parameter's rotation tag, as plan() read it
 
     def plan(self, *, finish: bool, rollback: bool) -> Parameter:
         parameter = self.ssm.read(self.name)
@@ -168,7 +169,7 @@ class Rotation:
         if len(parameter.lines) > 2:
             raise CliError(f"{self.name} holds {len(parameter.lines)} secrets: finish or undo that rotation by hand")
         under_way = len(parameter.lines) == 2
-        tag = self.ssm.tag_of(self.name)
+        tag = self.tag = self.ssm.tag_of(self.name)
         if under_way and not tag.startswith(fingerprint(parameter.lines[0]) + ":"):
             # Which line the hook signs with is not known (GitHub never shows it): nothing is guessed.
             raise CliError(
@@ -213,8 +214,8 @@ class Rotation:
         return len(parameter.lines) == 1 and tag.startswith(fingerprint(parameter.lines[0]) + ":finished")
 
     def run(self, parameter: Parameter, *, finish: bool, drain: float) -> bool:
-        """Steps 1 to 5 (and 6 with ``finish``). True when the hook's new secret was verified."""
-        if finish and self.finished(parameter, self.ssm.tag_of(self.name)):
+        """Steps 1 to 5 (and 6 with ``finish``), after :meth:`plan`. True when the hook's new secret was verified."""
+        if finish and self.finished(parameter, self.tag):
             self.say(f"{self.name}: the rotation is finished already; nothing done")
             return True
         if len(parameter.lines) == 1:
@@ -231,8 +232,7 @@ class Rotation:
         # Counted from here: a delivery made before the PATCH was signed with the old secret.
         verified = self._verify(self._newest_delivery(), after=patched_at)
         if finish and verified:
-            self._check_old_secret_unused(patched_at, drain)
-            self._drain(drain)
+            self._check_old_secret_unused(patched_at, drain)  # drains first, when it can go on
             self.ssm.write(parameter, (new,))
             self.ssm.mark(self.name, f"{fingerprint(new)}:finished")
             self.say(
@@ -259,9 +259,11 @@ class Rotation:
 
     def _check_old_secret_unused(self, patched_at: float, drain: float) -> None:
         """Every hook that signs with the parameter's old secret is refused once it is removed: this one was
-        verified; any other must have been rotated too, which only the receiver's metric can tell."""
+        verified; any other must have been rotated too, which only the receiver's metric can tell. The drain
+        comes first (the metric's window ends after it), once nothing stands in the way."""
         if self.only_hook:
             self.say(f"--only-hook: no other hook signs with {self.name}")
+            self._drain(drain)
             return
         if self.previous_verified is None:
             raise CliError(

@@ -4,10 +4,6 @@ event -> invoke, replay against moto."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,44 +15,17 @@ from devkit.apigw import http_api_event
 from devkit.cli import main
 from devkit.github import sample_payload
 from tests.conftest import BUCKET, BUS, Pipeline, invoke, signed
+from tests.receivers import served
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`webhook serve` in a subprocess, with its AWS emulator, on a free loopback port."""
-    port = free_port()
+    """`webhook serve` in a subprocess, with its AWS emulator (JSON lines and the bus watcher)."""
     errors = tmp_path_factory.mktemp("serve") / "stderr.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
-    with errors.open("w") as stderr:
-        process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--json", "--port", str(port)],  # JSON lines and the bus watcher
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert process.poll() is None, errors.read_text()
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail("serve did not start: " + errors.read_text())
-        yield f"http://127.0.0.1:{port}/webhook", errors
-        process.terminate()
-        process.wait(10)
+    with served({}, errors, options=()) as url:
+        yield url, errors
 
 
 def test_serve_accepts_a_delivery_sent_by_send_and_hands_it_off(

@@ -28,6 +28,7 @@ from devkit.github import DEV_SECRET, encode_body, github_headers
 from handler.app import app
 from tests.conftest import RECEIVER_ENV, Logs, invoke, signed
 from tests.loopback import DelayingProxy
+from tests.receivers import free_port, until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES of the served receiver
@@ -101,12 +102,6 @@ class Server:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def serving(log: Path, *, json_logs: bool = True, **settings: str) -> Iterator[Server]:
     """`webhook serve --no-emulator` (``--json`` unless told) on a free loopback port, with ``settings``
@@ -124,15 +119,7 @@ def serving(log: Path, *, json_logs: bool = True, **settings: str) -> Iterator[S
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "serve did not start: " + log.read_text()
-                time.sleep(0.1)
+        until_listening(process, port, log, seconds=30)
         yield Server(process, port, log)
     finally:
         process.terminate()

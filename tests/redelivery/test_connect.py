@@ -12,9 +12,9 @@ import pytest
 
 from devkit.cli import main
 from handler.core.hooks import Hook
+from tests.receivers import emulator, free_port, served
 from tests.redelivery.conftest import TOKEN
 from tests.redelivery.github_standin import Fault, GitHubStandIn
-from tests.redelivery.receivers import emulator, free_port, served
 
 PARAMETER = "/github-webhook/dev/secret"
 SECRET = "connect-test-secret-0123456789abcdef"

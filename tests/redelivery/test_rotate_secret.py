@@ -18,9 +18,9 @@ import pytest
 
 from devkit.cli import main
 from devkit.github import github_headers, sample_payload
+from tests.receivers import emulator, free_port, served
 from tests.redelivery.conftest import APP_ID, TOKEN, AppKey
 from tests.redelivery.github_standin import Fault, GitHubStandIn
-from tests.redelivery.receivers import emulator, free_port, served
 
 PARAMETER = "/rotate/secret"
 OLD = "rotate-old-secret-0123456789abcdef"

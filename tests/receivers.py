@@ -1,5 +1,6 @@
-"""A receiver GitHub's stand-in can deliver to: `webhook serve --no-emulator` in a subprocess, reading its
-secret from SSM on moto's server on loopback (for `webhook connect` and `rotate-secret`)."""
+"""`webhook serve` in a subprocess on a free loopback port, for tests that need a real running receiver: the
+CLI's (with its own emulator), and `webhook connect` and `rotate-secret`'s (reading its secret from SSM on
+moto's server on loopback, which :func:`emulator` starts)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,21 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
+
+
+def until_listening(process: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 60) -> None:
+    """Wait until ``process`` accepts connections on ``port``; fail with its output if it exits or never does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "serve did not start: " + log.read_text()
+            time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -55,27 +69,20 @@ def emulator(parameters: Mapping[str, str]) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def served(env: Mapping[str, str], log: Path) -> Iterator[str]:
-    """`webhook serve --no-emulator` with ``env`` (its AWS and WEBHOOK_ settings); yields its URL."""
+def served(env: Mapping[str, str], log: Path, options: tuple[str, ...] = ("--no-emulator",)) -> Iterator[str]:
+    """`webhook serve --json` with ``options`` and ``env`` (its AWS and WEBHOOK_ settings); yields its URL."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEBHOOK_", "EVENT_", "ARCHIVE_"))}
     with log.open("w") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
-            [sys.executable, "-m", "devkit", "serve", "--no-emulator", "--json", "--port", str(port)],
+            [sys.executable, "-m", "devkit", "serve", *options, "--json", "--port", str(port)],
             cwd=ROOT,
             env=clean | dict(env),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, log.read_text()
-                    time.sleep(0.2)
+            until_listening(process, port, log)
             yield f"http://127.0.0.1:{port}/webhook"
         finally:
             process.terminate()

@@ -170,8 +170,11 @@ class Rotation:
             raise CliError(f"{self.name} holds {len(parameter.lines)} secrets: finish or undo that rotation by hand")
         under_way = len(parameter.lines) == 2
         tag = self.tag = self.ssm.tag_of(self.name)
-        if under_way and not tag.startswith(fingerprint(parameter.lines[0]) + ":"):
-            # Which line the hook signs with is not known (GitHub never shows it): nothing is guessed.
+        first = fingerprint(parameter.lines[0])
+        ours = tag.startswith((f"{first}:started", f"{first}:patched"))
+        if under_way and not ours:
+            # Which line the hook signs with is not known (GitHub never shows it): nothing is guessed. A tag
+            # that says finished is not ours either: the second line was written after it, by someone else.
             raise CliError(
                 f"{self.name} holds two secrets this command did not write in that order: finish or undo that "
                 "rotation by hand (README: Rotating the webhook secret)"

@@ -4,6 +4,7 @@ moto's server on loopback, which :func:`emulator` starts)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -60,8 +61,11 @@ def emulator(parameters: Mapping[str, str]) -> Iterator[dict[str, str]]:
         aws_secret_access_key="local",
     )
     for name, value in parameters.items():
-        # Overwrite: moto's servers in one process share their state (another test's emulator wrote it).
-        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        # moto's servers in one process share their state: another test's emulator may have left this
+        # parameter, with its tags (rotate-secret's mark). Each test starts from a parameter of its own.
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+            ssm.delete_parameter(Name=name)
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString")
     try:
         yield env
     finally:

@@ -234,7 +234,12 @@ def test_a_finished_rotation_is_not_started_again_by_a_rerun(
 def test_two_secrets_this_command_did_not_write_are_not_guessed_at(
     hook: str, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Old first, new second, written by hand: which one the hook has is unknown (GitHub shows ********)."""
+    """Old first, new second, written by hand: which one the hook has is unknown (GitHub shows ********).
+    Also after a rotation of this command that finished on the same first secret (a rollback marks it so)."""
+    from devkit.rotate import TAG, fingerprint
+
+    finished = [{"Key": TAG, "Value": f"{fingerprint(OLD)}:finished"}]
+    boto3.client("ssm").add_tags_to_resource(ResourceType="Parameter", ResourceId=PARAMETER, Tags=finished)
     boto3.client("ssm").put_parameter(Name=PARAMETER, Value=OLD + "\nby-hand-new", Type="SecureString", Overwrite=True)
     assert rotate(hook, "--finish", "--only-hook") == 2
     assert rotate(hook, "--rollback") == 2
